@@ -7,8 +7,6 @@
  * DIR/000 ... DIR/NNN and sends each key to shard Disk.hash(key) % N, as
  * python-diskcache does. Calls that span shards visit them in order.
  */
-#include "internal.h"
-
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -17,6 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "internal.h"
 
 #define DEFAULT_SHARDS 8
 
@@ -160,8 +160,9 @@ static int prepare_dir(tc_cache *c, const char *dir, unsigned flags,
         return tc__err(TC_EINVAL, "tc_open: directory path is too long");
     if (stat(dir, &sb) == 0) {
         if (!S_ISDIR(sb.st_mode))
-            return tc__err(TC_EINVAL, "tc_open: %s exists and is not a "
-                                      "directory",
+            return tc__err(TC_EINVAL,
+                           "tc_open: %s exists and is not a "
+                           "directory",
                            dir);
         return TC_OK;
     }
@@ -209,14 +210,11 @@ int tc_open(tc_cache *c, const char *dir, unsigned flags)
     if (tc__schema_detect(dir, &shards) != 0) {
         if (c->readonly || (flags & TC_OPEN_NOCREATE))
             return tc__err(TC_ENOCACHE, "no cache in %s", dir);
-        shards = c->want_shards == TC_SHARDS_AUTO ? DEFAULT_SHARDS
-                                                  : c->want_shards;
-    } else if (c->want_shards != TC_SHARDS_AUTO &&
-               c->want_shards != shards) {
-        return tc__err(TC_EINVAL,
-                       "%s holds a %s; opened with shards = %d", dir,
-                       shards ? "FanoutCache" : "plain Cache",
-                       c->want_shards);
+        shards =
+            c->want_shards == TC_SHARDS_AUTO ? DEFAULT_SHARDS : c->want_shards;
+    } else if (c->want_shards != TC_SHARDS_AUTO && c->want_shards != shards) {
+        return tc__err(TC_EINVAL, "%s holds a %s; opened with shards = %d", dir,
+                       shards ? "FanoutCache" : "plain Cache", c->want_shards);
     }
     c->shards = shards;
     c->nshards = shards ? shards : 1;
@@ -319,8 +317,8 @@ int tc_get_many(tc_cache *c, const tc_data *keys, size_t n, tc_item *outs,
     for (size_t i = 0; i < n; i++) {
         rcs[i] = tc__check_key(&keys[i]);
         if (rcs[i] == TC_OK)
-            rcs[i] = tc__op_get(c, shard_of(c, &keys[i]), &keys[i], &outs[i],
-                                flags);
+            rcs[i] =
+                tc__op_get(c, shard_of(c, &keys[i]), &keys[i], &outs[i], flags);
         if (rcs[i] < 0 && rcs[i] != TC_EUNSUPPORTED && rcs[i] != TC_ECORRUPT &&
             rcs[i] != TC_EINVAL && rcs[i] != TC_ETOOBIG)
             return rcs[i];
@@ -328,8 +326,8 @@ int tc_get_many(tc_cache *c, const tc_data *keys, size_t n, tc_item *outs,
     return TC_OK;
 }
 
-int tc_set_many(tc_cache *c, const tc_data *keys, const tc_data *vals,
-                size_t n, double expire, const tc_data *tag, unsigned flags)
+int tc_set_many(tc_cache *c, const tc_data *keys, const tc_data *vals, size_t n,
+                double expire, const tc_data *tag, unsigned flags)
 {
     int rc = enter(c, "tc_set_many");
     if (rc)
@@ -354,8 +352,17 @@ int tc_set_many(tc_cache *c, const tc_data *keys, const tc_data *vals,
     for (; made < n && rc == TC_OK; made++)
         rc = tc__store_prepare(c, &c->shard[shard_of(c, &keys[made])],
                                &vals[made], &sto[made]);
+    bool *involved = calloc((size_t)c->nshards, sizeof *involved);
+    if (rc == TC_OK && !involved)
+        rc = tc__err(TC_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == TC_OK && i < n; i++)
+        involved[shard_of(c, &keys[i])] = true;
+    /* Joining an open transaction needs all shards; else lock only the
+     * shards this batch touches. */
     if (rc == TC_OK)
-        rc = tc_begin(c, flags);
+        rc = tc__txn_find(c) ? tc_begin(c, flags)
+                             : tc__txn_begin(c, involved, flags);
+    free(involved);
     if (rc) {
         for (size_t i = 0; i < made; i++)
             tc__store_discard(&c->shard[shard_of(c, &keys[i])], &sto[i]);
@@ -396,10 +403,17 @@ int tc_delete_many(tc_cache *c, const tc_data *keys, size_t n,
         return rc;
     if (n && !keys)
         return tc__err(TC_EINVAL, "tc_delete_many: NULL array");
-    for (size_t i = 0; i < n; i++)
-        if ((rc = tc__check_key(&keys[i])))
-            return rc;
-    if ((rc = tc_begin(c, flags)))
+    bool *involved = calloc((size_t)c->nshards, sizeof *involved);
+    if (!involved)
+        return tc__err(TC_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && rc == TC_OK; i++)
+        if ((rc = tc__check_key(&keys[i])) == TC_OK)
+            involved[shard_of(c, &keys[i])] = true;
+    if (rc == TC_OK)
+        rc = tc__txn_find(c) ? tc_begin(c, flags)
+                             : tc__txn_begin(c, involved, flags);
+    free(involved);
+    if (rc)
         return rc;
     for (size_t i = 0; i < n && rc >= 0; i++) {
         struct tc_work w;
@@ -424,8 +438,8 @@ int tc_delete_many(tc_cache *c, const tc_data *keys, size_t n,
 /* Run a bulk remover over every shard. A FanoutCache retries a shard that
  * timed out until it completes, adding up the counts, as diskcache does;
  * a plain Cache reports TC_EBUSY with the count so far. */
-typedef int (*bulk_fn)(tc_cache *c, int shard, const void *arg,
-                       uint64_t *count, unsigned flags);
+typedef int (*bulk_fn)(tc_cache *c, int shard, const void *arg, uint64_t *count,
+                       unsigned flags);
 
 static int bulk(tc_cache *c, bulk_fn fn, const void *arg, uint64_t *count,
                 unsigned flags)
@@ -519,8 +533,7 @@ int tc_check(tc_cache *c, int fix, tc_warning_fn fn, void *arg,
     for (int i = 0; i < c->nshards && rc == TC_OK; i++) {
         rc = tc__shard_check(c, i, fix, fn, arg, &total, flags);
         if (c->progress)
-            c->progress(c->progress_arg, (uint64_t)i + 1,
-                        (uint64_t)c->nshards);
+            c->progress(c->progress_arg, (uint64_t)i + 1, (uint64_t)c->nshards);
     }
     if (warnings)
         *warnings = total;
@@ -558,8 +571,8 @@ static int64_t setting_int(struct tc_work *w, const char *key)
 
 /* Store a setting on one shard (its own transaction) and refresh the
  * shard's snapshot. */
-static int put_setting_shard(tc_cache *c, int shard, int idx,
-                             const tc_value *v, unsigned flags)
+static int put_setting_shard(tc_cache *c, int shard, int idx, const tc_value *v,
+                             unsigned flags)
 {
     struct tc_work w;
     bool pragma = strncmp(tc__settings[idx].name, "sqlite_", 7) == 0;
@@ -579,10 +592,7 @@ static int put_setting_shard(tc_cache *c, int shard, int idx,
         rc = tc__settings_load(w.k, &set);
     rc = tc__work_end(&w, rc);
     if (rc == TC_OK && !w.txn) {
-        struct tc_shard *s = &c->shard[shard];
-        pthread_mutex_lock(&s->lock);
-        s->set = set;
-        pthread_mutex_unlock(&s->lock);
+        tc__shard_settings(&c->shard[shard], &set);
     }
     return rc;
 }
@@ -737,8 +747,9 @@ int tc_commit_seq(tc_cache *c, int shard, uint64_t *seq)
         return tc__err(TC_EINVAL, "tc_commit_seq: shard %d out of range",
                        shard);
     if (!c->shard[shard].has_meta)
-        return tc__err(TC_ENOCACHE, "shard %d has no tiercache metadata "
-                                    "(a read-only python-diskcache cache)",
+        return tc__err(TC_ENOCACHE,
+                       "shard %d has no tiercache metadata "
+                       "(a read-only python-diskcache cache)",
                        shard);
     if ((rc = tc__work_read(c, shard, &w)))
         return rc;

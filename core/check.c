@@ -7,8 +7,6 @@
  * "cache.db" (the database, its -wal/-shm, tiercache's own
  * cache.db-tiercache-* companions) are never reported.
  */
-#include "internal.h"
-
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -17,6 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "internal.h"
 
 struct checker {
     tc_cache *c;
@@ -184,8 +184,8 @@ static int check_files(struct checker *ck, struct tc_work *w)
         ck->known[ck->nknown++] = strdup(path);
         if (stat(path, &sb) == 0) {
             if (sb.st_size != size) {
-                warn(ck, "file-size", "wrong file size: %s, %lld != %lld",
-                     path, (long long)sb.st_size, (long long)size);
+                warn(ck, "file-size", "wrong file size: %s, %lld != %lld", path,
+                     (long long)sb.st_size, (long long)size);
                 fix_size[nsize][0] = rowid;
                 fix_size[nsize++][1] = sb.st_size;
             }
@@ -219,8 +219,8 @@ static int check_files(struct checker *ck, struct tc_work *w)
     return rc;
 }
 
-static int check_counter(struct checker *ck, struct tc_work *w,
-                         const char *key, const char *sql, const char *label)
+static int check_counter(struct checker *ck, struct tc_work *w, const char *key,
+                         const char *sql, const char *label)
 {
     sqlite3_stmt *st;
     int64_t have = 0, real = 0;

@@ -14,13 +14,13 @@
  * by its parent: closing could checkpoint or unlink the parent's WAL) and
  * opens fresh ones lazily.
  */
-#include "internal.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "internal.h"
 
 atomic_uint tc__fork_gen = 1;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
@@ -64,6 +64,16 @@ double tc__now(const tc_cache *c)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void tc__shard_settings(struct tc_shard *s, const struct tc_settings *set)
+{
+    pthread_mutex_lock(&s->lock);
+    s->set = *set;
+    atomic_store(&s->slow_get, set->statistics ||
+                                   set->policy == TC_POLICY_LRU ||
+                                   set->policy == TC_POLICY_LFU);
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- statements ------------------------------------------------------ */
@@ -252,19 +262,28 @@ static int checkout(tc_cache *c, struct tc_shard *s, struct tc_conn **out,
     return tc__conn_open(c, s, out);
 }
 
+static void finish_stmts(struct tc_conn *k)
+{
+    sqlite3_stmt *st = NULL;
+    while ((st = sqlite3_next_stmt(k->db, st)))
+        if (sqlite3_stmt_busy(st))
+            sqlite3_reset(st);
+}
+
 static void checkin(tc_cache *c, struct tc_shard *s, struct tc_conn *k)
 {
     if (k->fork_gen != c->fork_gen) {
         return; /* opened before a fork: abandon (invariant 4) */
     }
-    /* Never park a connection with a statement still stepping: it would
-     * pin a read snapshot (and the WAL) for as long as it sits idle. */
-    sqlite3_stmt *st = NULL;
-    while ((st = sqlite3_next_stmt(k->db, st)))
-        if (sqlite3_stmt_busy(st))
-            sqlite3_reset(st);
-    if (!sqlite3_get_autocommit(k->db))
-        tc__exec(k->db, "ROLLBACK", "rolling back a stray transaction");
+    /* Never park a connection with a statement still stepping or a
+     * transaction open: it would pin a read snapshot (and the WAL) for as
+     * long as it sits idle. Every path resets its statements, so this is
+     * one cheap check on the common path. */
+    if (sqlite3_txn_state(k->db, NULL) != SQLITE_TXN_NONE) {
+        finish_stmts(k);
+        if (!sqlite3_get_autocommit(k->db))
+            tc__exec(k->db, "ROLLBACK", "rolling back a stray transaction");
+    }
     pthread_mutex_lock(&s->lock);
     k->next = s->idle;
     s->idle = k;
@@ -344,8 +363,7 @@ static int begin_immediate(tc_cache *c, struct tc_conn *k, unsigned flags)
         sqlite3_reset(st);
         if (src == SQLITE_DONE)
             break;
-        if ((src == SQLITE_BUSY || src == SQLITE_LOCKED) &&
-            (flags & TC_RETRY))
+        if ((src == SQLITE_BUSY || src == SQLITE_LOCKED) && (flags & TC_RETRY))
             continue;
         return tc__sqlerr(k->db, src, "beginning a write transaction");
     }
@@ -357,19 +375,8 @@ static int begin_immediate(tc_cache *c, struct tc_conn *k, unsigned flags)
     return rc;
 }
 
-static void finish_stmts(struct tc_conn *k)
+int tc__txn_begin(tc_cache *c, const bool *involved, unsigned flags)
 {
-    sqlite3_stmt *st = NULL;
-    while ((st = sqlite3_next_stmt(k->db, st)))
-        if (sqlite3_stmt_busy(st))
-            sqlite3_reset(st);
-}
-
-int tc_begin(tc_cache *c, unsigned flags)
-{
-    if (!c || !c->opened)
-        return tc__err(TC_ECLOSED, "tc_begin: handle is not open");
-    tc__after_fork_check(c);
     if (c->readonly)
         return tc__err(TC_EREADONLY, "tc_begin: cache is opened read-only");
     struct tc_txn *t = tc__txn_find(c);
@@ -391,6 +398,8 @@ int tc_begin(tc_cache *c, unsigned flags)
     /* Lock every shard in order, so two transactions never deadlock. */
     for (i = 0; i < c->nshards && rc == TC_OK; i++) {
         struct tc_settings set;
+        if (involved && !involved[i])
+            continue;
         rc = checkout(c, &c->shard[i], &t->conns[i], &set);
         if (rc == TC_OK) {
             rc = begin_immediate(c, t->conns[i], flags);
@@ -418,6 +427,14 @@ int tc_begin(tc_cache *c, unsigned flags)
     return TC_OK;
 }
 
+int tc_begin(tc_cache *c, unsigned flags)
+{
+    if (!c || !c->opened)
+        return tc__err(TC_ECLOSED, "tc_begin: handle is not open");
+    tc__after_fork_check(c);
+    return tc__txn_begin(c, NULL, flags);
+}
+
 static void txn_unlink(struct tc_txn *t)
 {
     for (struct tc_txn **pp = &tls_txns; *pp; pp = &(*pp)->next) {
@@ -441,6 +458,8 @@ static int txn_end(tc_cache *c, bool commit)
     int rc = TC_OK;
     for (int i = 0; i < c->nshards; i++) {
         struct tc_conn *k = t->conns[i];
+        if (!k)
+            continue;
         finish_stmts(k);
         if (commit && rc == TC_OK) {
             rc = tc__exec_stmt(k, tc__stmt(k, ST_COMMIT), "committing");
@@ -489,6 +508,9 @@ static int work_start(tc_cache *c, int shard, struct tc_work *w)
     w->txn = tc__txn_find(c);
     if (w->txn) {
         w->k = w->txn->conns[shard];
+        if (!w->k)
+            return tc__err(TC_EINTERNAL,
+                           "shard %d is not part of this transaction", shard);
         pthread_mutex_lock(&w->s->lock);
         w->set = w->s->set;
         pthread_mutex_unlock(&w->s->lock);
@@ -535,8 +557,8 @@ int tc__work_end(struct tc_work *w, int rc)
 
     if (!k)
         return rc;
-    finish_stmts(k);
     if (w->txn) {
+        finish_stmts(k);
         int i = w->s->index;
         int mrc = files_move(&w->txn->doomed[i], &w->own_doomed);
         int crc = files_move(&w->txn->created[i], &w->own_created);
@@ -548,8 +570,7 @@ int tc__work_end(struct tc_work *w, int rc)
     }
     if (w->write) {
         if (rc >= 0) {
-            int crc =
-                tc__exec_stmt(k, tc__stmt(k, ST_COMMIT), "committing");
+            int crc = tc__exec_stmt(k, tc__stmt(k, ST_COMMIT), "committing");
             if (crc) {
                 tc__exec(k->db, "ROLLBACK", "rollback");
                 rc = crc;

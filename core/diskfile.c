@@ -8,8 +8,6 @@
  * A file name read from the database is untrusted: it must match that
  * exact pattern, so it can never point outside the cache directory.
  */
-#include "internal.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +17,8 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "internal.h"
 
 #define WRITE_ATTEMPTS 10
 
@@ -218,8 +218,7 @@ int tc__file_read(const char *dir, const char *rel, int64_t expect_size,
         return tc__err(TC_ECORRUPT,
                        "value file %s/%s has %lld bytes, the database says "
                        "%lld (truncated or replaced)",
-                       dir, rel, (long long)sb.st_size,
-                       (long long)expect_size);
+                       dir, rel, (long long)sb.st_size, (long long)expect_size);
     }
     size_t n = (size_t)sb.st_size;
     char *buf = malloc(n + 1);

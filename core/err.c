@@ -5,20 +5,20 @@
  * tc_errname. Raw SQLite and errno codes are mapped here, at the boundary;
  * their detail is kept per thread for tc_errmsg() (diagnostics only).
  */
-#include "internal.h"
-
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "internal.h"
 
 static _Thread_local char errmsg[512];
 
 const char *tc_strerror(int rc)
 {
     switch (rc) {
-#define TC_RC_STR(name, code, msg)                                             \
-    case code:                                                                 \
+#define TC_RC_STR(name, code, msg) \
+    case code:                     \
         return msg;
         TC_RC_MAP(TC_RC_STR)
 #undef TC_RC_STR
@@ -29,8 +29,8 @@ const char *tc_strerror(int rc)
 const char *tc_errname(int rc)
 {
     switch (rc) {
-#define TC_RC_NAME(name, code, msg)                                            \
-    case code:                                                                 \
+#define TC_RC_NAME(name, code, msg) \
+    case code:                      \
         return #name;
         TC_RC_MAP(TC_RC_NAME)
 #undef TC_RC_NAME

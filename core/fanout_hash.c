@@ -5,11 +5,11 @@
  *   bytes -> adler32(bytes); str -> adler32(utf-8); int -> key % 0xFFFFFFFF
  *   (python's non-negative modulo); float -> adler32(big-endian double).
  */
-#include "internal.h"
-
 #include <string.h>
 
 #include <zlib.h>
+
+#include "internal.h"
 
 static uint64_t adler(const void *p, size_t n)
 {

@@ -20,13 +20,13 @@
 #ifndef TC_INTERNAL_H
 #define TC_INTERNAL_H
 
-#include "tiercache.h"
-
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
 #include <sqlite3.h>
+
+#include "tiercache.h"
 
 #define TC_HIDDEN __attribute__((visibility("hidden")))
 
@@ -112,11 +112,11 @@ enum tc_policy {
 struct tc_settings {
     int statistics;
     int tag_index;
-    int policy;             /* enum tc_policy */
-    double size_limit;      /* bytes (python may store a REAL) */
-    int64_t cull_limit;     /* rows per write; 0 = no inline cull */
-    int64_t min_file_size;  /* disk_min_file_size */
-    int64_t page_size;      /* PRAGMA page_size, for volume() */
+    int policy;            /* enum tc_policy */
+    double size_limit;     /* bytes (python may store a REAL) */
+    int64_t cull_limit;    /* rows per write; 0 = no inline cull */
+    int64_t min_file_size; /* disk_min_file_size */
+    int64_t page_size;     /* PRAGMA page_size, for volume() */
 };
 
 #define TC_SETTING_COUNT 12
@@ -185,6 +185,7 @@ struct tc_shard {
     pthread_mutex_t lock;
     struct tc_conn *idle; /* pool of idle connections (under lock) */
     struct tc_settings set;
+    atomic_int slow_get; /* gets write (statistics, LRU, LFU): lock-free */
     bool has_meta;  /* TiercacheMeta exists (not for a foreign read-only) */
     bool immutable; /* read-only with no -wal/-shm: SQLite immutable=1 */
 };
@@ -213,8 +214,8 @@ struct pending_setting {
 
 struct tc_cache {
     char *dir;
-    int shards;   /* 0 = plain Cache, else FanoutCache shard count */
-    int nshards;  /* max(1, shards): entries in shard[] */
+    int shards;  /* 0 = plain Cache, else FanoutCache shard count */
+    int nshards; /* max(1, shards): entries in shard[] */
     struct tc_shard *shard;
     double timeout;
     bool timeout_set;
@@ -258,8 +259,8 @@ struct tc_work {
     tc_cache *c;
     struct tc_shard *s;
     struct tc_conn *k;
-    struct tc_txn *txn;  /* the thread's transaction, if joined */
-    bool write;          /* this work opened BEGIN IMMEDIATE itself */
+    struct tc_txn *txn; /* the thread's transaction, if joined */
+    bool write;         /* this work opened BEGIN IMMEDIATE itself */
     struct tc_files own_doomed, own_created;
     struct tc_settings set; /* settings snapshot */
 };
@@ -275,7 +276,13 @@ TC_HIDDEN int tc__work_doom(struct tc_work *w, const char *rel);
 /* Record a file this work created (removed on rollback). */
 TC_HIDDEN int tc__work_created(struct tc_work *w, const char *rel);
 TC_HIDDEN struct tc_txn *tc__txn_find(tc_cache *c);
+/* Open the thread's transaction on the shards marked in @involved (all when
+ * NULL), locking them in ascending order. */
+TC_HIDDEN int tc__txn_begin(tc_cache *c, const bool *involved, unsigned flags);
 TC_HIDDEN double tc__now(const tc_cache *c);
+/* Install a new settings snapshot for a shard (under its lock). */
+TC_HIDDEN void tc__shard_settings(struct tc_shard *s,
+                                  const struct tc_settings *set);
 
 TC_HIDDEN int tc__files_add(struct tc_files *f, const char *rel);
 TC_HIDDEN void tc__files_free(struct tc_files *f);
@@ -346,8 +353,7 @@ TC_HIDDEN int tc__shard_clear(tc_cache *c, int shard, uint64_t *count,
                               unsigned flags);
 TC_HIDDEN int tc__shard_cull(tc_cache *c, int shard, uint64_t *count,
                              unsigned flags);
-TC_HIDDEN int tc__shard_check(tc_cache *c, int shard, int fix,
-                              tc_warning_fn fn, void *arg, uint64_t *warnings,
-                              unsigned flags);
+TC_HIDDEN int tc__shard_check(tc_cache *c, int shard, int fix, tc_warning_fn fn,
+                              void *arg, uint64_t *warnings, unsigned flags);
 
 #endif /* TC_INTERNAL_H */

@@ -4,23 +4,23 @@
  * SQLite's (key, raw) order, paged 100 rows per query with no transaction
  * held between pages. Expired items are included.
  */
-#include "internal.h"
-
 #include <stdlib.h>
 #include <string.h>
+
+#include "internal.h"
 
 #define PAGE 100
 
 struct tc_iter {
     tc_cache *c;
-    int order;    /* TC_ITER_INSERTION or TC_ITER_KEYS */
+    int order; /* TC_ITER_INSERTION or TC_ITER_KEYS */
     bool reverse;
     int shard;    /* current shard */
     bool started; /* bounds of the current shard are known */
     bool done;
-    bool exhausted; /* the last page of the current shard was read */
-    int64_t bound;  /* insertion: MAX(rowid)+1 of the shard */
-    int64_t cursor; /* insertion: last rowid returned */
+    bool exhausted;    /* the last page of the current shard was read */
+    int64_t bound;     /* insertion: MAX(rowid)+1 of the shard */
+    int64_t cursor;    /* insertion: last rowid returned */
     tc_value last_key; /* key order: last key seen (raw column value) */
     int64_t last_raw;
     bool have_last;

@@ -6,10 +6,10 @@
  * busy timeout the count removed so far is reported with TC_EBUSY (diskcache
  * raises Timeout(count)).
  */
-#include "internal.h"
-
 #include <math.h>
 #include <string.h>
+
+#include "internal.h"
 
 #define BATCH 100
 
@@ -103,8 +103,8 @@ static int run_all(tc_cache *c, int shard, const char *sql, const tc_data *arg,
 
     *count = 0;
     do {
-        rc = run_batch(c, shard, sql, arg, upper,
-                       by_expiry ? &cur_real : NULL, &cur_id, &n, flags);
+        rc = run_batch(c, shard, sql, arg, upper, by_expiry ? &cur_real : NULL,
+                       &cur_id, &n, flags);
         if (rc)
             return rc;
         *count += (uint64_t)n;
@@ -126,8 +126,8 @@ int tc__shard_expire(tc_cache *c, int shard, double now, uint64_t *count,
                    NULL, true, now, count, flags);
 }
 
-int tc__shard_evict(tc_cache *c, int shard, const tc_data *tag,
-                    uint64_t *count, unsigned flags)
+int tc__shard_evict(tc_cache *c, int shard, const tc_data *tag, uint64_t *count,
+                    unsigned flags)
 {
     return run_all(c, shard,
                    "SELECT rowid, filename FROM Cache"

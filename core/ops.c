@@ -11,8 +11,6 @@
  * pickled key (raw=0) are never matched by a lookup and read back as
  * TC_EUNSUPPORTED during iteration.
  */
-#include "internal.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -22,12 +20,23 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "internal.h"
+
 /* Column layout of ST_GET, ST_PEEKITEM_* and ST_QUEUE_*. */
-enum { COL_ROWID, COL_EXPIRE, COL_TAG, COL_MODE, COL_FILE, COL_VALUE,
-       COL_SIZE, COL_KEY, COL_RAW };
+enum {
+    COL_ROWID,
+    COL_EXPIRE,
+    COL_TAG,
+    COL_MODE,
+    COL_FILE,
+    COL_VALUE,
+    COL_SIZE,
+    COL_KEY,
+    COL_RAW
+};
 
 #define QUEUE_START 500000000000000LL
-#define QUEUE_MAX 999999999999999LL
+#define QUEUE_MAX   999999999999999LL
 
 double tc__expire_time(const tc_cache *c, double expire)
 {
@@ -61,9 +70,8 @@ int tc__store_prepare(tc_cache *c, struct tc_shard *s, const tc_data *val,
         return TC_OK;
     int64_t min = min_file_size(s);
     /* python measures str in characters and bytes in bytes. */
-    size_t measure = val->type == TC_TEXT
-                         ? tc__utf8_chars(val->ptr, val->len)
-                         : val->len;
+    size_t measure =
+        val->type == TC_TEXT ? tc__utf8_chars(val->ptr, val->len) : val->len;
     if (val->type == TC_MSGPACK)
         out->mode = TC_MODE_MSGPACK;
     if ((int64_t)measure < min)
@@ -212,8 +220,7 @@ int tc__cull_inline(struct tc_work *w, double now, int64_t limit)
     return delete_selected(w, st, &n);
 }
 
-int tc__row_fetch(struct tc_shard *s, sqlite3_stmt *st, int base,
-                  tc_item *out)
+int tc__row_fetch(struct tc_shard *s, sqlite3_stmt *st, int base, tc_item *out)
 {
     int mode = sqlite3_column_int(st, base + COL_MODE - 1);
     int rc;
@@ -264,7 +271,7 @@ int tc__row_fetch(struct tc_shard *s, sqlite3_stmt *st, int base,
         int64_t size = sqlite3_column_int64(st, base + COL_SIZE - 1);
         if ((rc = tc__file_read(s->dir, rel, size, &buf, &n)))
             return rc;
-        int type = mode == TC_MODE_TEXT      ? TC_TEXT
+        int type = mode == TC_MODE_TEXT     ? TC_TEXT
                    : mode == TC_MODE_BINARY ? TC_BYTES
                                             : TC_MSGPACK;
         if (type == TC_TEXT && !tc__utf8_valid(buf, n)) {
@@ -285,8 +292,7 @@ int tc__row_fetch(struct tc_shard *s, sqlite3_stmt *st, int base,
 }
 
 /* Look up (rowid, filename, expire_time, mode, value) of @key. */
-static int select_row(struct tc_work *w, const tc_data *key,
-                      sqlite3_stmt **out)
+static int select_row(struct tc_work *w, const tc_data *key, sqlite3_stmt **out)
 {
     sqlite3_stmt *st = tc__stmt(w->k, ST_SELECT_ROWID);
 
@@ -378,8 +384,7 @@ int tc__row_put(struct tc_work *w, const tc_data *key,
 }
 
 int tc__op_set_in(struct tc_work *w, const tc_data *key,
-                  const struct tc_store *sto, double expire,
-                  const tc_data *tag)
+                  const struct tc_store *sto, double expire, const tc_data *tag)
 {
     return tc__row_put(w, key, sto, tc__expire_time(w->c, expire), tag, false);
 }
@@ -437,14 +442,8 @@ int tc__op_get(tc_cache *c, int shard, const tc_data *key, tc_item *out,
     struct tc_work w;
     int rc;
     double now = tc__now(c);
-    struct tc_settings set;
-
-    pthread_mutex_lock(&c->shard[shard].lock);
-    set = c->shard[shard].set;
-    pthread_mutex_unlock(&c->shard[shard].lock);
-    bool slow = !c->readonly && (set.statistics ||
-                                 set.policy == TC_POLICY_LRU ||
-                                 set.policy == TC_POLICY_LFU);
+    bool slow = !c->readonly && atomic_load_explicit(&c->shard[shard].slow_get,
+                                                     memory_order_relaxed);
     rc = slow ? tc__work_write(c, shard, flags, &w)
               : tc__work_read(c, shard, &w);
     if (rc)
@@ -508,18 +507,18 @@ static int enter(tc_cache *c, const char *fn)
     return TC_OK;
 }
 
-#define ENTER(c, fn)                                                           \
-    do {                                                                       \
-        int enter_rc_ = enter(c, fn);                                          \
-        if (enter_rc_)                                                         \
-            return enter_rc_;                                                  \
+#define ENTER(c, fn)                  \
+    do {                              \
+        int enter_rc_ = enter(c, fn); \
+        if (enter_rc_)                \
+            return enter_rc_;         \
     } while (0)
 
-#define CHECK(expr)                                                            \
-    do {                                                                       \
-        int check_rc_ = (expr);                                                \
-        if (check_rc_)                                                         \
-            return check_rc_;                                                  \
+#define CHECK(expr)             \
+    do {                        \
+        int check_rc_ = (expr); \
+        if (check_rc_)          \
+            return check_rc_;   \
     } while (0)
 
 int tc_set(tc_cache *c, const tc_data *key, const tc_data *val, double expire,
@@ -583,8 +582,9 @@ int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
     if (expire_time)
         *expire_time = it.expire_time;
     if (it.value.len > cap)
-        rc = tc__err(TC_ETOOSMALL, "tc_get_buf: value has %zu bytes, buffer %zu",
-                     it.value.len, cap);
+        rc =
+            tc__err(TC_ETOOSMALL, "tc_get_buf: value has %zu bytes, buffer %zu",
+                    it.value.len, cap);
     else if (it.value.len)
         memcpy(buf, it.value.ptr, it.value.len);
     tc_item_clear(&it);
@@ -621,9 +621,9 @@ int tc_read(tc_cache *c, const tc_data *key, int *fd, unsigned flags)
         mode != TC_MODE_PICKLE) {
         char rel[TC_FILENAME_LEN + 1];
         snprintf(rel, sizeof rel, "%s", f);
-        rc = strlen(f) == TC_FILENAME_LEN ? tc__file_open(w.s->dir, rel, fd)
-                                          : tc__err(TC_ECORRUPT,
-                                                    "bad value file name");
+        rc = strlen(f) == TC_FILENAME_LEN
+                 ? tc__file_open(w.s->dir, rel, fd)
+                 : tc__err(TC_ECORRUPT, "bad value file name");
         sqlite3_reset(st);
         return tc__work_end(&w, rc);
     }
@@ -788,8 +788,8 @@ int tc_incr(tc_cache *c, const tc_data *key, const tc_data *delta,
         /* Missing, or expired: start from the default. */
         bool expired = rc == TC_OK;
         int64_t rowid = expired ? sqlite3_column_int64(st, 0) : 0;
-        const char *old = expired ? (const char *)sqlite3_column_text(st, 1)
-                                  : NULL;
+        const char *old =
+            expired ? (const char *)sqlite3_column_text(st, 1) : NULL;
         if (old)
             rc = tc__work_doom(&w, old);
         else

@@ -30,8 +30,6 @@
  * It is never kept in Settings: python-diskcache rewrites every Settings
  * row when it opens a cache, so a counter there could go backwards.
  */
-#include "internal.h"
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +43,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define INIT_BUSY_MS 60000
+#include "internal.h"
+
+#define INIT_BUSY_MS     60000
 #define DEFAULT_HOT_SIZE (64ull << 20)
 
 static const char *const base_schema[] = {
@@ -99,8 +99,7 @@ static const char *const policy_index_sql[] = {
     "CREATE INDEX IF NOT EXISTS Cache_access_count ON Cache (access_count)",
 };
 
-static const char *const metadata_keys[] = {"count", "size", "hits",
-                                            "misses"};
+static const char *const metadata_keys[] = {"count", "size", "hits", "misses"};
 
 /* What the database holds now, read without writing. */
 struct found {
@@ -128,8 +127,8 @@ static int read_found(sqlite3 *db, const char *path, struct found *f)
     int src;
 
     memset(f, 0, sizeof *f);
-    src = sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master", -1, &st,
-                             NULL);
+    src =
+        sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master", -1, &st, NULL);
     if (src != SQLITE_OK) {
         if ((src & 0xff) == SQLITE_NOTADB || (src & 0xff) == SQLITE_CORRUPT)
             return tc__err(TC_ECORRUPT,
@@ -161,8 +160,8 @@ static int read_found(sqlite3 *db, const char *path, struct found *f)
     }
     f->has_settings = f->names[0];
     if (f->has_settings) {
-        src = sqlite3_prepare_v2(db, "SELECT key, value FROM Settings", -1,
-                                 &st, NULL);
+        src = sqlite3_prepare_v2(db, "SELECT key, value FROM Settings", -1, &st,
+                                 NULL);
         if (src != SQLITE_OK)
             return tc__sqlerr(db, src, path);
         while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -183,8 +182,8 @@ static int read_found(sqlite3 *db, const char *path, struct found *f)
     f->has_meta = f->names[9];
     if (f->has_meta) {
         int rows = 0;
-        src = sqlite3_prepare_v2(db, "SELECT key, value FROM TiercacheMeta",
-                                 -1, &st, NULL);
+        src = sqlite3_prepare_v2(db, "SELECT key, value FROM TiercacheMeta", -1,
+                                 &st, NULL);
         if (src != SQLITE_OK)
             return tc__sqlerr(db, src, path);
         while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -315,8 +314,7 @@ static int check_meta(tc_cache *c, struct tc_shard *s, struct found *f)
         return tc__err(TC_EVERSION,
                        "%s was written by a newer tiercache (format %lld, "
                        "this library reads format %d)",
-                       s->dbpath, (long long)f->meta_format,
-                       TC_FORMAT_VERSION);
+                       s->dbpath, (long long)f->meta_format, TC_FORMAT_VERSION);
     if (f->meta_shards_present && f->meta_shards != c->shards)
         return tc__err(TC_EINVAL,
                        "%s belongs to a cache of %lld shards; opened as %d",
@@ -439,8 +437,9 @@ static int initialise(tc_cache *c, struct tc_shard *s, sqlite3 *db,
     for (int i = 0; i < TC_SETTING_COUNT && rc == TC_OK; i++) {
         if (f->setting_present[i] && value_equal(&eff[i], &f->setting[i]))
             continue;
-        rc = put_setting_row(db, "INSERT OR REPLACE INTO Settings VALUES (?, ?)",
-                             tc__settings[i].name, &eff[i]);
+        rc =
+            put_setting_row(db, "INSERT OR REPLACE INTO Settings VALUES (?, ?)",
+                            tc__settings[i].name, &eff[i]);
     }
     for (int m = 0; m < 4 && rc == TC_OK; m++) {
         tc_value zero = TC_VALUE_INIT;
@@ -470,14 +469,14 @@ static int initialise(tc_cache *c, struct tc_shard *s, sqlite3 *db,
     if (rc == TC_OK) {
         char id[33], sql[512];
         random_id(id);
-        snprintf(sql, sizeof sql,
-                 "INSERT OR IGNORE INTO TiercacheMeta VALUES"
-                 " ('format', %d), ('shards', %d), ('shard_index', %d),"
-                 " ('cache_id', '%s'), ('hot_size', %llu),"
-                 " ('commit_seq', 0)",
-                 TC_FORMAT_VERSION, c->shards, s->index, id,
-                 (unsigned long long)(c->hot_size ? c->hot_size
-                                                  : DEFAULT_HOT_SIZE));
+        snprintf(
+            sql, sizeof sql,
+            "INSERT OR IGNORE INTO TiercacheMeta VALUES"
+            " ('format', %d), ('shards', %d), ('shard_index', %d),"
+            " ('cache_id', '%s'), ('hot_size', %llu),"
+            " ('commit_seq', 0)",
+            TC_FORMAT_VERSION, c->shards, s->index, id,
+            (unsigned long long)(c->hot_size ? c->hot_size : DEFAULT_HOT_SIZE));
         rc = tc__exec(db, sql, "writing TiercacheMeta");
     }
     if (rc == TC_OK)
@@ -602,8 +601,7 @@ static int open_shard_ro(tc_cache *c, struct tc_shard *s)
     rc = read_found(db, s->dbpath, &f);
     if (rc == TC_OK) {
         if (!f.has_settings || !f.names[1])
-            rc = tc__err(TC_ENOCACHE, "%s holds no cache tables",
-                         s->dbpath);
+            rc = tc__err(TC_ENOCACHE, "%s holds no cache tables", s->dbpath);
         else
             rc = check_meta(c, s, &f);
         s->has_meta = f.has_meta;
@@ -636,9 +634,9 @@ int tc__schema_open_shard(tc_cache *c, struct tc_shard *s)
         return rc;
     struct tc_settings set;
     rc = tc__settings_load(k, &set);
-    pthread_mutex_lock(&s->lock);
     if (rc == TC_OK)
-        s->set = set;
+        tc__shard_settings(s, &set);
+    pthread_mutex_lock(&s->lock);
     k->next = s->idle;
     s->idle = k;
     pthread_mutex_unlock(&s->lock);
@@ -693,8 +691,8 @@ int tc__settings_load(struct tc_conn *k, struct tc_settings *set)
     set->size_limit = 1073741824.0;
     set->cull_limit = 10;
     set->min_file_size = 32768;
-    src = sqlite3_prepare_v2(k->db, "SELECT key, value FROM Settings", -1,
-                             &st, NULL);
+    src = sqlite3_prepare_v2(k->db, "SELECT key, value FROM Settings", -1, &st,
+                             NULL);
     if (src != SQLITE_OK)
         return tc__sqlerr(k->db, src, "reading Settings");
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -706,8 +704,8 @@ int tc__settings_load(struct tc_conn *k, struct tc_settings *set)
         else if (strcmp(key, "tag_index") == 0)
             set->tag_index = sqlite3_column_int64(st, 1) != 0;
         else if (strcmp(key, "eviction_policy") == 0) {
-            int p = tc__policy_from_name(
-                (const char *)sqlite3_column_text(st, 1));
+            int p =
+                tc__policy_from_name((const char *)sqlite3_column_text(st, 1));
             if (p < 0) {
                 sqlite3_finalize(st);
                 return tc__err(TC_ECORRUPT,
@@ -737,8 +735,8 @@ int tc__settings_load(struct tc_conn *k, struct tc_settings *set)
 int tc__setting_store(struct tc_conn *k, int idx, const tc_value *v)
 {
     const char *name = tc__settings[idx].name;
-    int rc = put_setting_row(k->db, "INSERT OR REPLACE INTO Settings VALUES (?, ?)",
-                             name, v);
+    int rc = put_setting_row(
+        k->db, "INSERT OR REPLACE INTO Settings VALUES (?, ?)", name, v);
 
     if (rc)
         return rc;
@@ -759,8 +757,7 @@ static int recorded_shards(const char *dbpath, int *shards)
     sqlite3_stmt *st;
     int found = 0;
 
-    if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         sqlite3_close(db);
         return 0;
     }

@@ -5,12 +5,12 @@
  * (plus the metadata rows count/size/hits/misses). A bad value is refused
  * where it is given, naming the setting, before anything is written.
  */
-#include "internal.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "internal.h"
 
 const struct tc_setting_def tc__settings[TC_SETTING_COUNT] = {
     {"statistics", TC_INT, 0, NULL},
@@ -84,8 +84,9 @@ static int int_range(const tc_data *v, const char *name, double lo, double hi,
     if (rc)
         return rc;
     if (d < lo || d > hi)
-        return tc__err(TC_EINVAL, "setting %s: %.0f is out of range [%.0f, %.0f]",
-                       name, d, lo, hi);
+        return tc__err(TC_EINVAL,
+                       "setting %s: %.0f is out of range [%.0f, %.0f]", name, d,
+                       lo, hi);
     tc__value_set_int(norm, *(const int64_t *)v->ptr);
     return TC_OK;
 }

@@ -58,26 +58,26 @@ TC_API const char *tc_version(void);
 /* ===================================================================== */
 /* Return codes: one table, three outputs (enum, tc_strerror, tc_errname) */
 
-#define TC_RC_MAP(X)                                                           \
-    X(OK, 0, "success")                                                        \
-    X(NOTFOUND, 1, "key not found")                                            \
-    X(EXISTS, 2, "key already present")                                        \
-    X(EINVAL, -1, "invalid argument")                                          \
-    X(ENOMEM, -2, "out of memory")                                             \
-    X(ETOOBIG, -3, "key or value larger than the documented maximum")          \
-    X(EBUSY, -5, "database busy past the timeout")                             \
-    X(EIO, -6, "i/o error")                                                    \
-    X(ECORRUPT, -7, "database or value file is corrupt")                       \
-    X(EVERSION, -8, "written by an incompatible version")                      \
-    X(ECLOSED, -9, "handle is closed")                                         \
-    X(EINTERNAL, -10, "internal error")                                        \
-    X(ETYPE, -11, "stored value has the wrong type for this operation")        \
-    X(EUNSUPPORTED, -12, "unsupported: python pickle")                         \
-    X(ERANGE, -13, "number out of the 64-bit range")                           \
-    X(ETOOSMALL, -14, "caller's buffer is too small")                          \
-    X(ENOCACHE, -15, "no cache in this directory")                             \
-    X(EREADONLY, -16, "cache is opened read-only")                             \
-    X(ENOSPC, -17, "no space left on device")                                  \
+#define TC_RC_MAP(X)                                                    \
+    X(OK, 0, "success")                                                 \
+    X(NOTFOUND, 1, "key not found")                                     \
+    X(EXISTS, 2, "key already present")                                 \
+    X(EINVAL, -1, "invalid argument")                                   \
+    X(ENOMEM, -2, "out of memory")                                      \
+    X(ETOOBIG, -3, "key or value larger than the documented maximum")   \
+    X(EBUSY, -5, "database busy past the timeout")                      \
+    X(EIO, -6, "i/o error")                                             \
+    X(ECORRUPT, -7, "database or value file is corrupt")                \
+    X(EVERSION, -8, "written by an incompatible version")               \
+    X(ECLOSED, -9, "handle is closed")                                  \
+    X(EINTERNAL, -10, "internal error")                                 \
+    X(ETYPE, -11, "stored value has the wrong type for this operation") \
+    X(EUNSUPPORTED, -12, "unsupported: python pickle")                  \
+    X(ERANGE, -13, "number out of the 64-bit range")                    \
+    X(ETOOSMALL, -14, "caller's buffer is too small")                   \
+    X(ENOCACHE, -15, "no cache in this directory")                      \
+    X(EREADONLY, -16, "cache is opened read-only")                      \
+    X(ENOSPC, -17, "no space left on device")                           \
     X(EPERM, -18, "permission denied")
 
 enum tc_rc {
@@ -142,8 +142,14 @@ typedef struct tc_item {
 } tc_item;
 
 #define TC_NO_EXPIRE (__builtin_inf())
-#define TC_VALUE_INIT {TC_NONE, NULL, 0, 0, 0.0}
-#define TC_ITEM_INIT {TC_VALUE_INIT, TC_VALUE_INIT, TC_VALUE_INIT, 0.0}
+#define TC_VALUE_INIT            \
+    {                            \
+        TC_NONE, NULL, 0, 0, 0.0 \
+    }
+#define TC_ITEM_INIT                                     \
+    {                                                    \
+        TC_VALUE_INIT, TC_VALUE_INIT, TC_VALUE_INIT, 0.0 \
+    }
 
 /* Largest key accepted, in bytes (TEXT/BYTES); larger keys get TC_ETOOBIG.
  * Empty keys are valid, as in python-diskcache. */
@@ -177,8 +183,8 @@ typedef struct tc_cache tc_cache;
 #define TC_RETRY 0x1u /* on a busy timeout, try again instead of TC_EBUSY */
 
 /* Shard count special values for tc_set_shards(). */
-#define TC_SHARDS_AUTO (-1) /* default: recorded count, or 8 for new */
-#define TC_SHARDS_PLAIN 0   /* a plain Cache: DIR/cache.db */
+#define TC_SHARDS_AUTO  (-1) /* default: recorded count, or 8 for new */
+#define TC_SHARDS_PLAIN 0    /* a plain Cache: DIR/cache.db */
 
 /*
  * tc_create - allocate a closed handle.
@@ -329,7 +335,7 @@ TC_API int tc_pop(tc_cache *c, const tc_data *key, tc_item *out,
 TC_API int tc_delete(tc_cache *c, const tc_data *key, unsigned flags);
 
 /* Sides for push/pull/peek. */
-#define TC_BACK 0
+#define TC_BACK  0
 #define TC_FRONT 1
 
 /*
@@ -381,8 +387,7 @@ TC_API int tc_rollback(tc_cache *c);
 /* Bulk maintenance: each returns the number of items removed in @count    */
 
 /* tc_expire - remove items whose expiry is before @now (NaN: the clock). */
-TC_API int tc_expire(tc_cache *c, double now, uint64_t *count,
-                     unsigned flags);
+TC_API int tc_expire(tc_cache *c, double now, uint64_t *count, unsigned flags);
 /* tc_evict - remove every item with @tag. */
 TC_API int tc_evict(tc_cache *c, const tc_data *tag, uint64_t *count,
                     unsigned flags);
@@ -435,8 +440,8 @@ TC_API int tc_drop_tag_index(tc_cache *c);
 typedef struct tc_iter tc_iter;
 
 #define TC_ITER_INSERTION 0 /* by rowid: insertion order */
-#define TC_ITER_KEYS 1      /* by SQLite's (key, raw) order; plain Cache */
-#define TC_ITER_REVERSE 0x100
+#define TC_ITER_KEYS      1 /* by SQLite's (key, raw) order; plain Cache */
+#define TC_ITER_REVERSE   0x100
 
 /* tc_iter_open - start an iteration; the caller ends it with
  * tc_iter_close. A FanoutCache iterates its shards in order. */

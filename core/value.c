@@ -5,11 +5,11 @@
  * UTF-8 (python's str), BYTES is a BLOB, INT a 64-bit INTEGER, REAL a
  * double. Values read back are always copies owned by a tc_value.
  */
-#include "internal.h"
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "internal.h"
 
 tc_data tc_bytes(const void *ptr, size_t len)
 {

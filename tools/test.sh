@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# test.sh - the whole test suite, as CI runs it:
+#   1. a warning-free (-Werror) build, all suites (unit, mp, interop, cli,
+#      bench smoke);
+#   2. an ASan/UBSan build, the C suites again;
+#   3. valgrind over the unit suite;
+#   4. clang-format check of every C file.
+# Prints "tests: N passed, M failed" last; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install-deps.sh || exit 2
+
+passed=0
+failed=0
+failures=()
+
+# Run one meson test invocation and add its Ok/Fail counts to the totals.
+run_suite() {
+  local label="$1"; shift
+  local log
+  log=$(mktemp)
+  echo "== $label"
+  "$@" 2>&1 | tee "$log" | grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout|Expected Fail|Unexpected Pass):' || true
+  local status=${PIPESTATUS[0]}
+  local ok fail to
+  ok=$(awk '/^Ok:/{print $2}' "$log" | tail -1)
+  fail=$(awk '/^Fail:/{print $2}' "$log" | tail -1)
+  to=$(awk '/^Timeout:/{print $2}' "$log" | tail -1)
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + ${fail:-0} + ${to:-0}))
+  if [ "$status" -ne 0 ]; then
+    failures+=("$label")
+    if [ "${fail:-0}" -eq 0 ] && [ "${to:-0}" -eq 0 ]; then
+      failed=$((failed + 1))
+    fi
+    grep -E -A40 '^=+ [0-9]+/[0-9]+ =+$|stderr:|FAIL|Assertion' "$log" | head -200
+  fi
+  rm -f "$log"
+}
+
+step() {
+  local label="$1"; shift
+  echo "== $label"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$label")
+  fi
+}
+
+jobs=$(nproc 2>/dev/null || echo 2)
+
+step "configure (werror)" meson setup --reconfigure build-test --werror -Dtests=true >/dev/null
+step "build (werror)" ninja -C build-test
+run_suite "all suites" meson test -C build-test --num-processes "$jobs" --print-errorlogs
+
+step "configure (asan+ubsan)" meson setup --reconfigure build-asan -Dtests=true \
+  -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+step "build (asan+ubsan)" ninja -C build-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  run_suite "asan+ubsan: unit mp cli" meson test -C build-asan --num-processes "$jobs" \
+  --suite unit --suite mp --suite cli --print-errorlogs
+
+run_suite "valgrind: unit" meson test -C build-test --setup valgrind --suite unit \
+  --num-processes "$jobs" --print-errorlogs
+
+fmt_check() {
+  local bad=0 f
+  for f in $(git ls-files '*.c' '*.h' 2>/dev/null || find core tools tests bench examples -name '*.[ch]'); do
+    case "$f" in */vendor/*) continue ;; esac
+    if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then
+      echo "clang-format would change $f"
+      bad=1
+    fi
+  done
+  return $bad
+}
+step "clang-format" fmt_check
+
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "failed steps: ${failures[*]}"
+fi
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
