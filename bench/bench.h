@@ -49,6 +49,8 @@ struct bench_opts {
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_ns(void);
+/* CPU time of the process (CLOCK_PROCESS_CPUTIME_ID) in nanoseconds. */
+uint64_t bench_cpu_ns(void);
 /* CLOCK_REALTIME in Unix seconds (the "now" diskcache binds). */
 double bench_wall(void);
 /* Print a message, remove the temp dir, exit 1. */
@@ -58,6 +60,9 @@ _Noreturn void bench_die(const char *fmt, ...)
 void bench_expect(int rc, int want, const char *what);
 /* Median of @n doubles (sorts a copy). */
 double bench_median(const double *v, int n);
+/* snprintf into a path buffer; dies if it does not fit. */
+void bench_pathf(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* mkdir -p of one level; dies on failure other than EEXIST. */
 void bench_mkdir(const char *path);
 /* Remove a directory tree (no error if missing). */
@@ -117,6 +122,8 @@ struct micro_result {
     int runs;
     /* ns per op, per run: [op][layout][0 lib | 1 floor][run] */
     double ns[M_OP_COUNT][L_COUNT][2][BENCH_MAX_RUNS];
+    /* CPU time (CLOCK_PROCESS_CPUTIME_ID) per op, same layout */
+    double cpu_ns[M_OP_COUNT][L_COUNT][2][BENCH_MAX_RUNS];
     /* floor COMMIT ns per op, per run */
     double commit_ns[M_OP_COUNT][L_COUNT][BENCH_MAX_RUNS];
 };

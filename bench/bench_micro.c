@@ -147,12 +147,12 @@ static void fill_value(char *val, int run)
 static void preload(tc_cache *c, const struct keys *ks)
 {
     char val[BENCH_VALUE_SIZE];
-    tc_data v = tc_textn(val, sizeof(val));
     int64_t one = 1, zero = 0;
-    tc_data d1 = tc_int(&one), d0 = tc_int(&zero);
+    tc_data v, d1 = tc_int(&one), d0 = tc_int(&zero);
     int i;
 
-    fill_value(val, -1 + 26);
+    fill_value(val, 25);
+    v = tc_textn(val, sizeof(val));
     for (i = 0; i < ks->n; i++) {
         tc_data k = tc_textn(ks->k[R_BASE][i], ks->len[R_BASE][i]);
         bench_expect(tc_set(c, &k, &v, TC_NO_EXPIRE, NULL, 0), TC_OK,
@@ -171,8 +171,8 @@ static void layout_init(struct layout *L, const char *name, int shards,
 
     L->name = name;
     L->shards = shards;
-    snprintf(L->libdir, sizeof(L->libdir), "%s/%s-lib", o->work, name);
-    snprintf(L->floordir, sizeof(L->floordir), "%s/%s-floor", o->work, name);
+    bench_pathf(L->libdir, sizeof(L->libdir), "%s/%s-lib", o->work, name);
+    bench_pathf(L->floordir, sizeof(L->floordir), "%s/%s-floor", o->work, name);
     L->c = lib_open(L->libdir, shards);
     preload(L->c, ks);
     c = lib_open(L->floordir, shards);
@@ -226,28 +226,45 @@ static int op_range(int op)
     }
 }
 
-/* One library phase: @n operations, returns elapsed ns (timed part). */
-static uint64_t lib_phase(struct layout *L, const struct keys *ks, int op,
-                          const char *val)
+/* Wall and CPU time of a timed part. */
+struct span {
+    uint64_t wall0, cpu0, wall, cpu;
+};
+
+static void span_start(struct span *t)
+{
+    t->cpu0 = bench_cpu_ns();
+    t->wall0 = bench_ns();
+}
+
+static void span_stop(struct span *t)
+{
+    t->wall = bench_ns() - t->wall0;
+    t->cpu = bench_cpu_ns() - t->cpu0;
+}
+
+/* One library phase: @n operations; @t receives the timed part. */
+__attribute__((noinline)) static void lib_phase(struct layout *L,
+                                                const struct keys *ks, int op,
+                                                const char *val, struct span *t)
 {
     int r = op_range(op), n = ks->n, i;
     tc_data v = tc_textn(val, BENCH_VALUE_SIZE);
     int64_t one = 1, zero = 0;
     tc_data d1 = tc_int(&one), d0 = tc_int(&zero);
     char buf[256];
-    uint64_t t0, t1;
 
     if (op == M_SET_MANY) {
         int b = ks->batch;
         uint64_t deleted;
         for (i = 0; i < n; i++)
             ks->manyval[i] = v;
-        t0 = bench_ns();
+        span_start(t);
         for (i = 0; i + b <= n; i += b)
             bench_expect(tc_set_many(L->c, ks->many + i, ks->manyval + i,
                                      (size_t)b, TC_NO_EXPIRE, NULL, 0),
                          TC_OK, "tc_set_many");
-        t1 = bench_ns();
+        span_stop(t);
         for (i = 0; i + b <= n; i += b) {
             bench_expect(
                 tc_delete_many(L->c, ks->many + i, (size_t)b, &deleted, 0),
@@ -256,10 +273,10 @@ static uint64_t lib_phase(struct layout *L, const struct keys *ks, int op,
                 bench_die("tc_delete_many removed %llu of %d",
                           (unsigned long long)deleted, b);
         }
-        return t1 - t0;
+        return;
     }
 
-    t0 = bench_ns();
+    span_start(t);
     for (i = 0; i < n; i++) {
         int k = ks->perm[i];
         tc_data key = tc_textn(ks->k[r][k], ks->len[r][k]);
@@ -303,31 +320,31 @@ static uint64_t lib_phase(struct layout *L, const struct keys *ks, int op,
             break;
         }
     }
-    t1 = bench_ns();
-    return t1 - t0;
+    span_stop(t);
 }
 
 /* The same phase on the floor. */
-static uint64_t floor_phase(struct layout *L, const struct keys *ks, int op,
-                            const char *val)
+__attribute__((noinline)) static void floor_phase(struct layout *L,
+                                                  const struct keys *ks, int op,
+                                                  const char *val,
+                                                  struct span *t)
 {
     int r = op_range(op), n = ks->n, i;
     const int *sh = L->shard[r];
     char buf[256];
     size_t len;
-    uint64_t t0, t1;
 
     if (op == M_SET_MANY) {
         int b = ks->batch;
-        t0 = bench_ns();
+        span_start(t);
         for (i = 0; i + b <= n; i += b)
             floor_set_many(L->f, L->manyshard + i, L->manykeys + i,
                            L->manylens + i, val, BENCH_VALUE_SIZE, (size_t)b);
-        t1 = bench_ns();
-        return t1 - t0;
+        span_stop(t);
+        return;
     }
 
-    t0 = bench_ns();
+    span_start(t);
     for (i = 0; i < n; i++) {
         int k = ks->perm[i];
         const char *key = ks->k[r][k];
@@ -358,8 +375,7 @@ static uint64_t floor_phase(struct layout *L, const struct keys *ks, int op,
             break;
         }
     }
-    t1 = bench_ns();
-    return t1 - t0;
+    span_stop(t);
 }
 
 /* Untimed: remove what set_many wrote on the floor. */
@@ -407,25 +423,26 @@ void micro_run(const struct bench_opts *o, struct micro_result *res)
                 for (side = 0; side < 2; side++) {
                     /* Alternate who goes first, run by run. */
                     int is_floor = (side + run) % 2;
-                    uint64_t ns, cns = 0;
+                    struct span t = {0, 0, 0, 0};
+                    uint64_t cns = 0;
+                    double nops =
+                        op == M_SET_MANY ? (ks.n / batch) * batch : ks.n;
                     if (is_floor) {
                         floor_take_commit_ns(L->f);
-                        ns = floor_phase(L, &ks, op, val);
+                        floor_phase(L, &ks, op, val, &t);
                         cns = floor_take_commit_ns(L->f);
                         if (op == M_SET_MANY)
                             floor_cleanup_many(L, &ks);
                     } else {
-                        ns = lib_phase(L, &ks, op, val);
+                        lib_phase(L, &ks, op, val, &t);
                     }
                     if (run == 0)
                         continue;
-                    res->ns[op][l][is_floor][run - 1] =
-                        (double)ns /
-                        (op == M_SET_MANY ? (ks.n / batch) * batch : ks.n);
+                    res->ns[op][l][is_floor][run - 1] = (double)t.wall / nops;
+                    res->cpu_ns[op][l][is_floor][run - 1] =
+                        (double)t.cpu / nops;
                     if (is_floor)
-                        res->commit_ns[op][l][run - 1] =
-                            (double)cns /
-                            (op == M_SET_MANY ? (ks.n / batch) * batch : ks.n);
+                        res->commit_ns[op][l][run - 1] = (double)cns / nops;
                 }
                 if (op == M_INCR)
                     L->ctr_expect++;

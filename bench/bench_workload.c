@@ -356,7 +356,7 @@ static int run_py(const struct bench_opts *o, int procs, const char *dir,
         size_t n;
         FILE *fp;
 
-        snprintf(path, sizeof(path), "%s/py-%d.bin", outdir, p);
+        bench_pathf(path, sizeof(path), "%s/py-%d.bin", outdir, p);
         fp = fopen(path, "rb");
         if (!fp || read_exact(fp, h4, sizeof(h4))) {
             rc = -1;
@@ -379,7 +379,7 @@ static int run_py(const struct bench_opts *o, int procs, const char *dir,
         if (fp)
             fclose(fp);
         if (rc)
-            snprintf(note, notecap, "cannot read %s", path);
+            snprintf(note, notecap, "cannot read %.200s", path);
     }
     if (rc == 0)
         aggregate(d, procs, out);
@@ -412,14 +412,16 @@ void wl_run_all(const struct bench_opts *o, struct wl_all *w)
             if (!o->json)
                 fprintf(stderr, "workload: run %d/%d, %d process(es)\n",
                         run + 1, o->runs, procs);
-            snprintf(dir, sizeof(dir), "%s/wl-tc-%d-%d", o->work, procs, run);
+            bench_pathf(dir, sizeof(dir), "%s/wl-tc-%d-%d", o->work, procs,
+                        run);
             run_tc(o, procs, dir, &w->run[E_TC][procs - 1][run]);
             bench_rmtree(dir);
             if (!python)
                 continue;
-            snprintf(dir, sizeof(dir), "%s/wl-py-%d-%d", o->work, procs, run);
-            snprintf(out, sizeof(out), "%s/wl-py-out-%d-%d", o->work, procs,
-                     run);
+            bench_pathf(dir, sizeof(dir), "%s/wl-py-%d-%d", o->work, procs,
+                        run);
+            bench_pathf(out, sizeof(out), "%s/wl-py-out-%d-%d", o->work, procs,
+                        run);
             if (run_py(o, procs, dir, out, &w->run[E_PY][procs - 1][run],
                        w->py_note, sizeof(w->py_note)) != 0) {
                 python = false;

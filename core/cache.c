@@ -447,11 +447,17 @@ static int bulk(tc_cache *c, bulk_fn fn, const void *arg, uint64_t *count,
     uint64_t total = 0;
     int rc = TC_OK;
 
+    c->prog_base = 0;
+    c->prog_total = 0;
+    if (c->progress)
+        for (int i = 0; i < c->nshards; i++)
+            c->prog_total += tc__shard_length(c, i);
     for (int i = 0; i < c->nshards && rc == TC_OK; i++) {
         for (;;) {
             uint64_t n = 0;
             rc = fn(c, i, arg, &n, flags);
             total += n;
+            c->prog_base = total;
             if (rc == TC_EBUSY && c->shards)
                 continue;
             break;

@@ -55,6 +55,8 @@ static int cmpstr(const void *a, const void *b)
 static bool is_known(struct checker *ck, const char *path)
 {
     const char *key = path;
+    if (ck->nknown == 0)
+        return false;
     return bsearch(&key, ck->known, ck->nknown, sizeof *ck->known, cmpstr) !=
            NULL;
 }

@@ -227,6 +227,8 @@ struct tc_cache {
     void *clock_arg;
     tc_progress_fn progress;
     void *progress_arg;
+    uint64_t prog_base;  /* units done by earlier shards of a bulk call */
+    uint64_t prog_total; /* units expected over all shards (estimate) */
     struct pending_setting pending[TC_SETTING_COUNT];
     int npending;
     unsigned fork_gen;
@@ -323,7 +325,7 @@ TC_HIDDEN int tc__store_prepare_fd(tc_cache *c, struct tc_shard *s, int fd,
 TC_HIDDEN void tc__store_discard(struct tc_shard *s, struct tc_store *st);
 /* Write the row for @key inside @w (set semantics), with cull. */
 TC_HIDDEN int tc__row_put(struct tc_work *w, const tc_data *key,
-                          const struct tc_store *st, double expire_time,
+                          const struct tc_store *st, double expire,
                           const tc_data *tag, bool only_if_absent);
 /* Load value/tag/expiry from the current row of a statement returning
  * (rowid, expire_time, tag, mode, filename, value, size). */
@@ -331,7 +333,8 @@ TC_HIDDEN int tc__row_fetch(struct tc_shard *s, sqlite3_stmt *st, int base,
                             tc_item *out);
 TC_HIDDEN int tc__cull_inline(struct tc_work *w, double now, int64_t limit);
 TC_HIDDEN int tc__volume(struct tc_work *w, uint64_t *bytes);
-TC_HIDDEN double tc__expire_time(const tc_cache *c, double expire);
+/* expire_time for a relative @expire at @now (TC_NO_EXPIRE stays). */
+TC_HIDDEN double tc__expire_time(double now, double expire);
 
 TC_HIDDEN int tc__op_get(tc_cache *c, int shard, const tc_data *key,
                          tc_item *out, unsigned flags);
@@ -353,6 +356,8 @@ TC_HIDDEN int tc__shard_clear(tc_cache *c, int shard, uint64_t *count,
                               unsigned flags);
 TC_HIDDEN int tc__shard_cull(tc_cache *c, int shard, uint64_t *count,
                              unsigned flags);
+/* Settings.count of one shard (0 on error): progress estimates. */
+TC_HIDDEN uint64_t tc__shard_length(tc_cache *c, int shard);
 TC_HIDDEN int tc__shard_check(tc_cache *c, int shard, int fix, tc_warning_fn fn,
                               void *arg, uint64_t *warnings, unsigned flags);
 

@@ -20,6 +20,7 @@ struct tc_iter {
     bool done;
     bool exhausted;    /* the last page of the current shard was read */
     int64_t bound;     /* insertion: MAX(rowid)+1 of the shard */
+    int64_t *bounds;   /* per shard, taken at tc_iter_open (diskcache) */
     int64_t cursor;    /* insertion: last rowid returned */
     tc_value last_key; /* key order: last key seen (raw column value) */
     int64_t last_raw;
@@ -48,6 +49,33 @@ int tc_iter_open(tc_cache *c, int order, tc_iter **out)
     it->order = base;
     it->reverse = (order & TC_ITER_REVERSE) != 0;
     it->shard = it->reverse ? c->nshards - 1 : 0;
+    /* The end of the iteration is fixed when it is created, as python's
+     * iter(cache) primes its generator: later inserts are not seen. */
+    it->bounds = calloc((size_t)c->nshards, sizeof *it->bounds);
+    if (!it->bounds) {
+        free(it);
+        return tc__err(TC_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < c->nshards && base == TC_ITER_INSERTION; i++) {
+        struct tc_work w;
+        int rc = tc__work_read(c, i, &w);
+        if (rc == TC_OK) {
+            sqlite3_stmt *st = tc__stmt(w.k, ST_MAX_ROWID);
+            int src = st ? sqlite3_step(st) : SQLITE_ERROR;
+            if (src == SQLITE_ROW)
+                it->bounds[i] = sqlite3_column_int64(st, 0) + 1;
+            else
+                rc = tc__sqlerr(w.k->db, src, "SELECT MAX(rowid)");
+            if (st)
+                sqlite3_reset(st);
+            rc = tc__work_end(&w, rc);
+        }
+        if (rc) {
+            free(it->bounds);
+            free(it);
+            return rc;
+        }
+    }
     *out = it;
     return TC_OK;
 }
@@ -59,22 +87,12 @@ static void page_clear(tc_iter *it)
     it->npage = it->pos = 0;
 }
 
-static int start_shard(tc_iter *it, struct tc_work *w)
+static void start_shard(tc_iter *it)
 {
-    sqlite3_stmt *st = tc__stmt(w->k, ST_MAX_ROWID);
-    int src = sqlite3_step(st);
-    int64_t max = 0;
-
-    if (src == SQLITE_ROW)
-        max = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    if (src != SQLITE_ROW)
-        return tc__sqlerr(w->k->db, src, "SELECT MAX(rowid)");
-    it->bound = max + 1;
+    it->bound = it->bounds[it->shard];
     it->cursor = it->reverse ? it->bound : 0;
     it->have_last = false;
     it->started = true;
-    return TC_OK;
 }
 
 static int fill_page(tc_iter *it)
@@ -86,8 +104,8 @@ static int fill_page(tc_iter *it)
 
     if (rc)
         return rc;
-    if (!it->started && (rc = start_shard(it, &w)))
-        return tc__work_end(&w, rc);
+    if (!it->started)
+        start_shard(it);
     if (it->order == TC_ITER_INSERTION) {
         sql = it->reverse ? "SELECT rowid, key, raw FROM Cache WHERE ? < rowid"
                             " AND rowid < ? ORDER BY rowid DESC LIMIT ?"
@@ -188,5 +206,6 @@ void tc_iter_close(tc_iter *it)
         return;
     page_clear(it);
     tc_value_clear(&it->last_key);
+    free(it->bounds);
     free(it);
 }

@@ -18,13 +18,17 @@ struct batch_query {
     int kind; /* 0 expire (by expire_time), 1 evict (tag), 2 clear */
 };
 
-static void progress(tc_cache *c, uint64_t done, uint64_t total)
+/* Report progress across all shards of the current bulk call. */
+static void progress(tc_cache *c, uint64_t done_here)
 {
+    uint64_t done = c->prog_base + done_here;
+
     if (c->progress)
-        c->progress(c->progress_arg, done, total);
+        c->progress(c->progress_arg, done,
+                    c->prog_total > done ? c->prog_total : done);
 }
 
-static uint64_t shard_length(tc_cache *c, int shard)
+uint64_t tc__shard_length(tc_cache *c, int shard)
 {
     struct tc_work w;
     uint64_t n = 0;
@@ -98,7 +102,7 @@ static int run_all(tc_cache *c, int shard, const char *sql, const tc_data *arg,
 {
     double cur_real = 0;
     int64_t cur_id = 0;
-    uint64_t total = shard_length(c, shard), done = 0;
+    uint64_t done = 0;
     int n, rc;
 
     *count = 0;
@@ -109,7 +113,7 @@ static int run_all(tc_cache *c, int shard, const char *sql, const tc_data *arg,
             return rc;
         *count += (uint64_t)n;
         done += (uint64_t)n;
-        progress(c, done, total > done ? total : done);
+        progress(c, done);
     } while (n == BATCH);
     return TC_OK;
 }
@@ -186,6 +190,6 @@ int tc__shard_cull(tc_cache *c, int shard, uint64_t *count, unsigned flags)
         if (n == 0)
             return TC_OK;
         *count += (uint64_t)n;
-        progress(c, *count, *count);
+        progress(c, *count);
     }
 }

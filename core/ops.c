@@ -38,11 +38,11 @@ enum {
 #define QUEUE_START 500000000000000LL
 #define QUEUE_MAX   999999999999999LL
 
-double tc__expire_time(const tc_cache *c, double expire)
+double tc__expire_time(double now, double expire)
 {
     if (isinf(expire) && expire > 0)
         return TC_NO_EXPIRE;
-    return tc__now(c) + expire;
+    return now + expire;
 }
 
 static int bind_expire(sqlite3_stmt *st, int idx, double expire_time)
@@ -349,10 +349,13 @@ static int update_row(struct tc_work *w, int64_t rowid, double now,
 }
 
 int tc__row_put(struct tc_work *w, const tc_data *key,
-                const struct tc_store *sto, double expire_time,
-                const tc_data *tag, bool only_if_absent)
+                const struct tc_store *sto, double expire, const tc_data *tag,
+                bool only_if_absent)
 {
+    /* One clock reading for store_time, expire_time and the cull, as
+     * python's set: set(k, v, expire=0) keeps its (expired) row. */
     double now = tc__now(w->c);
+    double expire_time = tc__expire_time(now, expire);
     sqlite3_stmt *st;
     int rc = select_row(w, key, &st);
 
@@ -386,7 +389,7 @@ int tc__row_put(struct tc_work *w, const tc_data *key,
 int tc__op_set_in(struct tc_work *w, const tc_data *key,
                   const struct tc_store *sto, double expire, const tc_data *tag)
 {
-    return tc__row_put(w, key, sto, tc__expire_time(w->c, expire), tag, false);
+    return tc__row_put(w, key, sto, expire, tag, false);
 }
 
 int tc__op_set(tc_cache *c, int shard, const tc_data *key, const tc_data *val,
@@ -412,7 +415,7 @@ int tc__op_set(tc_cache *c, int shard, const tc_data *key, const tc_data *val,
         tc__store_discard(s, &sto);
         return tc__work_end(&w, rc);
     }
-    rc = tc__row_put(&w, key, &sto, tc__expire_time(c, expire), tag, add);
+    rc = tc__row_put(&w, key, &sto, expire, tag, add);
     return tc__work_end(&w, rc);
 }
 
@@ -633,8 +636,10 @@ int tc_read(tc_cache *c, const tc_data *key, int *fd, unsigned flags)
     rc = tc__row_fetch(w.s, st, 1, &it);
     sqlite3_reset(st);
     rc = tc__work_end(&w, rc);
-    if (rc)
+    if (rc) {
+        tc_item_clear(&it);
         return rc;
+    }
     const void *p = it.value.ptr;
     size_t n = it.value.len;
     int mfd = memfd_create("tiercache-value", MFD_CLOEXEC);
@@ -707,7 +712,7 @@ int tc_touch(tc_cache *c, const tc_data *key, double expire, unsigned flags)
             rc = TC_NOTFOUND;
         } else {
             sqlite3_stmt *up = tc__stmt(w.k, ST_TOUCH);
-            bind_expire(up, 1, tc__expire_time(c, expire));
+            bind_expire(up, 1, tc__expire_time(now, expire));
             sqlite3_bind_int64(up, 2, rowid);
             rc = tc__exec_stmt(w.k, up, "tc_touch");
         }
@@ -1030,7 +1035,7 @@ int tc_push(tc_cache *c, const tc_data *val, const char *prefix, int side,
     }
     double now = tc__now(c);
     if (rc == TC_OK)
-        rc = insert_row(&w, &key, now, tc__expire_time(c, expire), tag, &sto);
+        rc = insert_row(&w, &key, now, tc__expire_time(now, expire), tag, &sto);
     if (rc == TC_OK)
         rc = tc__cull_inline(&w, now, w.set.cull_limit);
     rc = tc__work_end(&w, rc);

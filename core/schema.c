@@ -789,6 +789,16 @@ int tc__schema_detect(const char *dir, int *shards)
     if (!exists(path))
         return -1;
     int n;
+    /* Another tiercache process may be creating this FanoutCache right
+     * now: its shard 000 records the count under the init lock, so wait
+     * for that lock before deciding that python-diskcache made it. */
+    char lock[PATH_MAX];
+    snprintf(lock, sizeof lock, "%s/000/cache.db-tiercache-lock", dir);
+    int lfd = open(lock, O_RDONLY | O_CLOEXEC);
+    if (lfd >= 0) {
+        flock_retry(lfd, LOCK_SH);
+        close(lfd);
+    }
     if (recorded_shards(path, &n) && n > 0 && n < 1000) {
         *shards = n;
         return 0;

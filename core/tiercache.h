@@ -19,7 +19,9 @@
  *    "valid until X".
  *  - Times are Unix seconds (double), as python's time.time(). An expire
  *    argument is seconds from now; TC_NO_EXPIRE means "never expires";
- *    zero or negative values store an item that is already expired.
+ *    zero or negative values store an item that is already expired (and
+ *    that the write's own inline cull may remove at once, as in
+ *    python-diskcache).
  *
  * Synchronization table (which calls may overlap):
  *
@@ -425,7 +427,9 @@ TC_API int tc_volume(tc_cache *c, uint64_t *bytes);
 /* tc_length - number of items, expired ones included (Settings.count). */
 TC_API int tc_length(tc_cache *c, uint64_t *count);
 
-/* tc_setting_get - the persisted value of a setting (read fresh). */
+/* tc_setting_get - the persisted value of a setting (read fresh). On a
+ * FanoutCache it is shard 0's value, so size_limit is the per-shard limit
+ * (python-diskcache's FanoutCache.reset('size_limit') answers the same). */
 TC_API int tc_setting_get(tc_cache *c, const char *name, tc_value *out);
 /* tc_setting_put - store a setting now and apply it (python's reset(k, v)).
  * For a FanoutCache size_limit is the total, split across shards. */

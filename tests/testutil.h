@@ -52,13 +52,13 @@
 /* ===================================================================== */
 /* Typed data builders (borrow compound literals: valid for the block)  */
 
-#define TU_TEXT(s) (&(tc_data){(s), strlen(s), TC_TEXT})
-#define TU_TEXTN(p, n) (&(tc_data){(p), (n), TC_TEXT})
-#define TU_BYTES(p, n) (&(tc_data){(p), (n), TC_BYTES})
-#define TU_BSTR(s) (&(tc_data){(s), strlen(s), TC_BYTES})
+#define TU_TEXT(s)       (&(tc_data){(s), strlen(s), TC_TEXT})
+#define TU_TEXTN(p, n)   (&(tc_data){(p), (n), TC_TEXT})
+#define TU_BYTES(p, n)   (&(tc_data){(p), (n), TC_BYTES})
+#define TU_BSTR(s)       (&(tc_data){(s), strlen(s), TC_BYTES})
 #define TU_MSGPACK(p, n) (&(tc_data){(p), (n), TC_MSGPACK})
-#define TU_INT(v) (&(tc_data){&(int64_t){(v)}, 8, TC_INT})
-#define TU_REAL(v) (&(tc_data){&(double){(v)}, 8, TC_REAL})
+#define TU_INT(v)        (&(tc_data){&(int64_t){(v)}, 8, TC_INT})
+#define TU_REAL(v)       (&(tc_data){&(double){(v)}, 8, TC_REAL})
 
 /* ===================================================================== */
 /* Assertions on return codes                                            */
@@ -82,16 +82,16 @@
 
 /* TU_RC2 - assert that @expr returns @a or @b (an either-is-right outcome);
  * the code seen is stored in @out (an int lvalue). */
-#define TU_RC2(out, expr, a, b)                                                \
-    do {                                                                       \
-        (out) = (expr);                                                        \
-        if ((out) != (a) && (out) != (b)) {                                    \
-            char tu_msg_[512];                                                 \
-            snprintf(tu_msg_, sizeof tu_msg_, "%s", tc_errmsg());              \
-            cr_assert_fail("%s returned %s (%d), expected %s or %s: %s",       \
-                           #expr, tc_errname(out), (out), tc_errname(a),       \
-                           tc_errname(b), tu_msg_);                            \
-        }                                                                      \
+#define TU_RC2(out, expr, a, b)                                          \
+    do {                                                                 \
+        (out) = (expr);                                                  \
+        if ((out) != (a) && (out) != (b)) {                              \
+            char tu_msg_[512];                                           \
+            snprintf(tu_msg_, sizeof tu_msg_, "%s", tc_errmsg());        \
+            cr_assert_fail("%s returned %s (%d), expected %s or %s: %s", \
+                           #expr, tc_errname(out), (out), tc_errname(a), \
+                           tc_errname(b), tu_msg_);                      \
+        }                                                                \
     } while (0)
 
 /* ===================================================================== */
@@ -315,8 +315,7 @@ static inline void tu_db_exec(sqlite3 *db, const char *fmt, ...)
 }
 
 /* tu_db_int - first column of the first row as int64; @dflt when no row. */
-static inline int64_t tu_db_int(sqlite3 *db, int64_t dflt, const char *fmt,
-                                ...)
+static inline int64_t tu_db_int(sqlite3 *db, int64_t dflt, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -428,8 +427,7 @@ static inline void tu_expect_value(tc_cache *c, const tc_data *k, int type,
     tc_item_clear(&it);
 }
 
-static inline void tu_expect_text(tc_cache *c, const tc_data *k,
-                                  const char *s)
+static inline void tu_expect_text(tc_cache *c, const tc_data *k, const char *s)
 {
     tu_expect_value(c, k, TC_TEXT, s, strlen(s));
 }
@@ -545,6 +543,60 @@ static inline void tu_barrier_release(struct tu_barrier *b)
 {
     close(b->fd[0]);
     close(b->fd[1]);
+}
+
+/* A child body: returns its exit code (0 = all expectations held) and may
+ * explain a failure with tu_child_msg(msgfd, ...). Children never use
+ * cr_assert (it would unwind into Criterion's worker from a fork). */
+typedef int (*tu_child_fn)(void *arg, int msgfd);
+
+/* tu_child_msg - write a message for the parent; returns 1 so a child can
+ * `return tu_child_msg(fd, "...")`. */
+static inline int tu_child_msg(int fd, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof buf - 1)
+        n = (int)sizeof buf - 1;
+    if (n > 0 && write(fd, buf, (size_t)n) < 0)
+        return 1;
+    return 1;
+}
+
+/* tu_run_child - fork, run @fn(@arg) in the child and _exit with its
+ * code; in the parent collect the child's messages into @msg and return
+ * its exit code (128+signal if it was killed). */
+static inline int tu_run_child(tu_child_fn fn, void *arg, char *msg, size_t cap)
+{
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(fd[0]);
+        int code = fn(arg, fd[1]);
+        close(fd[1]);
+        _exit(code);
+    }
+    close(fd[1]);
+    size_t used = 0;
+    ssize_t r;
+    while (used + 1 < cap &&
+           (r = read(fd[0], msg + used, cap - 1 - used)) != 0) {
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        used += (size_t)r;
+    }
+    msg[used] = 0;
+    close(fd[0]);
+    return tu_wait_exit(pid);
 }
 
 #endif /* TC_TESTUTIL_H */

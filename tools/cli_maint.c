@@ -463,11 +463,13 @@ static void json_warnings(const struct wlist *wl)
 static int check_pass(tc_cache *c, const struct cli *cli, int fix,
                       struct wlist *wl)
 {
-    uint64_t count = 0;
+    uint64_t count = 0, before = wl->n;
     int rc = tc_check(c, fix, warning_cb, wl, &count, cli->flags);
 
-    if (rc == TC_OK && count > wl->n)
-        wl->n = count; /* trust the larger count if they disagree */
+    /* @wl may span passes; if the count and the callbacks disagree,
+     * trust the larger. */
+    if (rc == TC_OK && count > wl->n - before)
+        wl->n = before + count;
     return rc;
 }
 

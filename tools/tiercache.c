@@ -54,12 +54,9 @@ static const struct optspec optspecs[] = {
     {"--key-int", O_KEY_INT, NULL, "KEY is a 64-bit integer"},
     {"--key-float", O_KEY_FLOAT, NULL, "KEY is a float"},
     {"--key-hex", O_KEY_HEX, NULL, "KEY is bytes written in hex"},
-    {"--int", O_INT, NULL,
-     "VALUE (set) or DELTA and --default (incr, decr)\nare 64-bit integers"},
-    {"--float", O_FLOAT, NULL,
-     "VALUE (set) or DELTA and --default (incr, decr)\nare floats"},
-    {"--hex", O_HEX, NULL,
-     "set: VALUE is bytes written in hex;\nget: print a bytes value as hex"},
+    {"--int", O_INT, NULL, "VALUE is a 64-bit integer"},
+    {"--float", O_FLOAT, NULL, "VALUE is a float"},
+    {"--hex", O_HEX, NULL, "VALUE is bytes written in hex"},
     {"--bytes-file", O_BYTES_FILE, "F",
      "the value is the bytes of file F (- = stdin)\ninstead of VALUE"},
     {"--expire", O_EXPIRE, "S",
@@ -81,6 +78,17 @@ static const struct optspec optspecs[] = {
     {"--retry", O_RETRY, NULL, "retry when busy instead of failing (exit 3)"},
     {"--help", O_HELP, NULL, "show this help (also -h)"},
     {"-h", O_HELP, NULL, NULL},
+};
+
+/* Help texts that differ by command (the optspecs text is for set). */
+static const struct {
+    const char *cmd, *opt, *help;
+} opt_help_overrides[] = {
+    {"get", "--hex", "print a bytes value as hex plus a newline"},
+    {"incr", "--int", "DELTA and --default are 64-bit integers"},
+    {"incr", "--float", "DELTA and --default are floats"},
+    {"decr", "--int", "DELTA and --default are 64-bit integers"},
+    {"decr", "--float", "DELTA and --default are floats"},
 };
 
 struct cli;
@@ -441,25 +449,27 @@ static int bench_candidate(const char *path)
            access(path, X_OK) == 0;
 }
 
+#define BENCH_PATH_MAX (PATH_MAX + 32)
+
 /*
  * find_bench - $TIERCACHE_BENCH (the program, or a directory holding it),
  * then the directory of this executable, then <that dir>/../bench/.
- * @tried: receives the places looked at, for the error message.
+ * @cand: receives the places to look at; *ncand how many.
+ * Returns the index in @cand of the program found, or -1.
  */
-static int find_bench(char *out, size_t cap, char *tried, size_t tcap)
+static int find_bench(char cand[][BENCH_PATH_MAX], int *ncand)
 {
     const char *env = getenv("TIERCACHE_BENCH");
-    char self[PATH_MAX], cand[3][PATH_MAX + 32];
-    int ncand = 0;
+    char self[PATH_MAX];
     ssize_t n;
 
+    *ncand = 0;
     if (env && *env) {
         struct stat st;
+        int isdir = stat(env, &st) == 0 && S_ISDIR(st.st_mode);
 
-        if (stat(env, &st) == 0 && S_ISDIR(st.st_mode))
-            snprintf(cand[ncand++], sizeof(cand[0]), "%s/%s", env, BENCH_NAME);
-        else
-            snprintf(cand[ncand++], sizeof(cand[0]), "%s", env);
+        snprintf(cand[(*ncand)++], BENCH_PATH_MAX, "%s%s%s", env,
+                 isdir ? "/" : "", isdir ? BENCH_NAME : "");
     }
     n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n > 0) {
@@ -469,43 +479,49 @@ static int find_bench(char *out, size_t cap, char *tried, size_t tcap)
         slash = strrchr(self, '/');
         if (slash) {
             *slash = 0;
-            snprintf(cand[ncand++], sizeof(cand[0]), "%s/%s", self, BENCH_NAME);
-            snprintf(cand[ncand++], sizeof(cand[0]), "%s/../bench/%s", self,
+            snprintf(cand[(*ncand)++], BENCH_PATH_MAX, "%s/%s", self,
+                     BENCH_NAME);
+            snprintf(cand[(*ncand)++], BENCH_PATH_MAX, "%s/../bench/%s", self,
                      BENCH_NAME);
         }
     }
-    tried[0] = 0;
-    for (int i = 0; i < ncand; i++) {
-        if (bench_candidate(cand[i])) {
-            snprintf(out, cap, "%s", cand[i]);
-            return 0;
-        }
-        if (strlen(tried) + strlen(cand[i]) + 3 < tcap) {
-            strcat(tried, i ? ", " : "");
-            strcat(tried, cand[i]);
-        }
+    for (int i = 0; i < *ncand; i++) {
+        if (bench_candidate(cand[i]))
+            return i;
     }
     return -1;
 }
 
+/* bench_missing - no tiercache-bench: our help for --help, else an error
+ * naming every place looked at. */
+static int bench_missing(int argc, char **argv, int first,
+                         char cand[][BENCH_PATH_MAX], int ncand)
+{
+    int help = 0;
+
+    for (int i = first; i < argc; i++)
+        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    if (help) {
+        print_command_help(stdout, find_command("bench"));
+        printf("\n%s was not found; looked at:\n", BENCH_NAME);
+        for (int i = 0; i < ncand; i++)
+            printf("  %s\n", cand[i]);
+        return finish_output(0);
+    }
+    fail_msg(BENCH_NAME, "not found (set TIERCACHE_BENCH); looked at:");
+    for (int i = 0; i < ncand; i++)
+        fprintf(stderr, "  %s\n", cand[i]);
+    return XS_IO;
+}
+
 static int run_bench(int argc, char **argv, int first)
 {
-    char path[PATH_MAX + 32], tried[3 * PATH_MAX + 128];
+    char cand[3][BENCH_PATH_MAX];
+    int ncand, found = find_bench(cand, &ncand);
     char **nargv;
 
-    if (find_bench(path, sizeof(path), tried, sizeof(tried))) {
-        for (int i = first; i < argc; i++) {
-            if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-                print_command_help(stdout, find_command("bench"));
-                printf("\n%s was not found (looked at: %s)\n", BENCH_NAME,
-                       tried[0] ? tried : "nothing");
-                return finish_output(0);
-            }
-        }
-        fail_msg(BENCH_NAME, "not found (set TIERCACHE_BENCH; looked at: %s)",
-                 tried[0] ? tried : "nothing");
-        return XS_IO;
-    }
+    if (found < 0)
+        return bench_missing(argc, argv, first, cand, ncand);
     nargv = calloc((size_t)(argc - first) + 2, sizeof(*nargv));
     if (!nargv) {
         fail_msg(BENCH_NAME, "%s", tc_strerror(TC_ENOMEM));
@@ -516,8 +532,8 @@ static int run_bench(int argc, char **argv, int first)
         nargv[i - first + 1] = argv[i];
     fflush(stdout);
     fflush(stderr);
-    execv(path, nargv);
-    fail_msg(path, "%s", strerror(errno));
+    execv(cand[found], nargv);
+    fail_msg(cand[found], "%s", strerror(errno));
     free(nargv);
     return XS_IO;
 }
@@ -580,9 +596,9 @@ static const struct command commands[] = {
      "summary line. Exit 0 when nothing is found, 4 when problems are\n"
      "found. With --fix the problems are repaired, the cache is checked\n"
      "again, and the exit status is 0 if that check is clean, else 4.\n"
-     "--json prints {\"directory\", \"fix\", \"count\", \"warnings\": "
-     "[{\"kind\",\n"
-     "\"message\"}], and with --fix \"remaining_count\", \"remaining\"}.\n"},
+     "--json prints {\"directory\", \"fix\", \"count\",\n"
+     "\"warnings\": [{\"kind\", \"message\"}], and with --fix\n"
+     "\"remaining_count\", \"remaining\"}.\n"},
     {"expire", cmd_expire, O_JSON, 1, 1, "DIR", "remove expired items",
      "Remove the expired items; print how many (--json: {\"command\",\n"
      "\"removed\"}).\n"},
@@ -617,11 +633,20 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
-/* print_opt_help - "  --name ARG   help", continuation lines aligned. */
-static void print_opt_help(FILE *f, const struct optspec *o)
+/* print_opt_help - "  --name ARG   help", continuation lines aligned;
+ * @cmd (may be NULL) selects a command's own wording. */
+static void print_opt_help(FILE *f, const struct optspec *o, const char *cmd)
 {
     char head[40];
     const char *h = o->help;
+
+    for (size_t i = 0;
+         cmd && i < sizeof(opt_help_overrides) / sizeof(opt_help_overrides[0]);
+         i++) {
+        if (strcmp(opt_help_overrides[i].cmd, cmd) == 0 &&
+            strcmp(opt_help_overrides[i].opt, o->name) == 0)
+            h = opt_help_overrides[i].help;
+    }
 
     snprintf(head, sizeof(head), "  %s%s%s", o->name, o->arg ? " " : "",
              o->arg ? o->arg : "");
@@ -662,9 +687,9 @@ static void print_command_help(FILE *f, const struct command *cmd)
     fputs("\noptions:\n", f);
     for (size_t i = 0; i < sizeof(optspecs) / sizeof(optspecs[0]); i++) {
         if ((opts & optspecs[i].bit) && optspecs[i].help)
-            print_opt_help(f, &optspecs[i]);
+            print_opt_help(f, &optspecs[i], cmd->name);
     }
-    if (cmd->opts & (O_KEYTYPE | O_VALTYPE))
+    if (cmd->opts & O_BYTES_FILE)
         fprintf(f, "\n%s", types_help);
     if (opts & O_SHARDS)
         fprintf(f, "\n%s", exit_help);
@@ -688,7 +713,7 @@ static void print_top_help(FILE *f)
     fputs("\nglobal options (any command):\n", f);
     for (size_t i = 0; i < sizeof(optspecs) / sizeof(optspecs[0]); i++) {
         if ((O_GLOBAL & optspecs[i].bit) && optspecs[i].help)
-            print_opt_help(f, &optspecs[i]);
+            print_opt_help(f, &optspecs[i], NULL);
     }
     fprintf(f, "  %-18s%s\n", "--version", "print the library version");
     fprintf(f, "\n%s\n%s\nRun `tiercache COMMAND --help` for its options.\n",

@@ -9,7 +9,9 @@
  *
  *   tc_interop write DIR SHARDS < spec   SHARDS: "plain", "auto" or 1..999
  *   tc_interop dump DIR                  every key in insertion order
- *   tc_interop get DIR < keys            look up the listed keys
+ *   tc_interop get DIR < keys            look up the listed keys (tc_get)
+ *   tc_interop read DIR < keys           the same through tc_read
+ *   tc_interop getbuf DIR < keys         the same through tc_get_buf
  *   tc_interop check DIR                 tc_check without fix
  *   tc_interop hash < keys               tc_fanout_hash of each key
  *
@@ -34,6 +36,8 @@
  *   missing SHARD KTYPE KEY                 tc_get said TC_NOTFOUND
  *   unsupported SHARD KTYPE KEY             tc_get said TC_EUNSUPPORTED
  *   unsupported-key                         tc_iter_next said EUNSUPPORTED
+ *   read SHARD KTYPE KEY HEX                 (read) bytes read from the fd
+ *   buf SHARD KTYPE KEY VTYPE VAL EXPIRE_TIME   (getbuf) no tag
  *   error WHERE RCNAME MESSAGE              any other failure
  *   length N / volume N / end N             (dump only)
  *
@@ -47,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tiercache.h"
 
@@ -535,7 +540,10 @@ static int cmd_dump(const char *dir)
     return failures ? 1 : 0;
 }
 
-static int cmd_get(const char *dir)
+typedef void (*show_fn)(tc_cache *c, const tc_data *key, const tc_value *kv);
+
+/* cmd_get - look up each key read from stdin with @show. */
+static int cmd_get(const char *dir, show_fn show)
 {
     tc_cache *c = open_cache(dir, TC_SHARDS_AUTO, TC_OPEN_NOCREATE);
     if (c == NULL) {
@@ -558,12 +566,149 @@ static int cmd_get(const char *dir)
         kv.len = key.data.len;
         kv.i = key.i;
         kv.d = key.d;
-        show_key(c, &key.data, &kv);
+        show(c, &key.data, &kv);
         datum_free(&key);
     }
     free(line);
     tc_close(c);
     return failures ? 1 : 0;
+}
+
+/*
+ * read_all - the contents of @fd from its current offset.
+ * Returns a malloc'ed buffer (caller frees) or NULL on error.
+ */
+static unsigned char *read_all(int fd, size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf != NULL) {
+        if (n == cap) {
+            unsigned char *p = realloc(buf, cap * 2);
+            if (p == NULL) {
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got == 0) {
+            *len = n;
+            return buf;
+        }
+        if (got < 0 && errno != EINTR) {
+            break;
+        }
+        if (got > 0) {
+            n += (size_t)got;
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+/* One tc_read line: "read SHARD KTYPE KEY HEX" (or missing/unsupported). */
+static void show_read(tc_cache *c, const tc_data *key, const tc_value *kv)
+{
+    int shard = shard_of(key, tc_shard_count(c));
+    int fd = -1;
+    int rc = tc_read(c, key, &fd, 0);
+    if (rc == TC_NOTFOUND || rc == TC_EUNSUPPORTED) {
+        printf("%s\t%d\t", rc == TC_NOTFOUND ? "missing" : "unsupported",
+               shard);
+        put_value(kv);
+        putchar('\n');
+        return;
+    }
+    if (rc != TC_OK) {
+        fail("tc_read", rc);
+        return;
+    }
+    size_t len = 0;
+    unsigned char *data = read_all(fd, &len);
+    close(fd);
+    if (data == NULL) {
+        printf("error\tread\tEIO\t%s\n", strerror(errno));
+        failures++;
+        return;
+    }
+    printf("read\t%d\t", shard);
+    put_value(kv);
+    putchar('\t');
+    put_hex(data, len);
+    putchar('\n');
+    free(data);
+}
+
+/*
+ * One tc_get_buf line: "buf SHARD KTYPE KEY VTYPE VAL EXPIRE_TIME". The
+ * first call passes a 1-byte buffer so a value longer than that must come
+ * back as TC_ETOOSMALL with the length needed.
+ */
+static void show_buf(tc_cache *c, const tc_data *key, const tc_value *kv)
+{
+    int shard = shard_of(key, tc_shard_count(c));
+    unsigned char small[1];
+    size_t len = 0;
+    int type = TC_NONE;
+    double exp = 0;
+    int rc = tc_get_buf(c, key, small, sizeof small, &len, &type, &exp, 0);
+    unsigned char *buf = NULL;
+
+    if (rc == TC_ETOOSMALL) {
+        buf = malloc(len + 1);
+        if (buf == NULL) {
+            fail("malloc", TC_ENOMEM);
+            return;
+        }
+        size_t need = len;
+        rc = tc_get_buf(c, key, buf, need, &len, &type, &exp, 0);
+        if (rc == TC_OK && len != need) {
+            printf("error\ttc_get_buf\tEINTERNAL\tlength %zu then %zu\n", need,
+                   len);
+            failures++;
+            free(buf);
+            return;
+        }
+    } else if (rc == TC_OK) {
+        buf = malloc(len + 1);
+        if (buf == NULL) {
+            fail("malloc", TC_ENOMEM);
+            return;
+        }
+        memcpy(buf, small, len);
+    }
+    if (rc == TC_NOTFOUND || rc == TC_EUNSUPPORTED) {
+        printf("%s\t%d\t", rc == TC_NOTFOUND ? "missing" : "unsupported",
+               shard);
+        put_value(kv);
+        putchar('\n');
+        free(buf);
+        return;
+    }
+    if (rc != TC_OK) {
+        fail("tc_get_buf", rc);
+        free(buf);
+        return;
+    }
+    tc_value v = TC_VALUE_INIT;
+    v.type = type;
+    v.ptr = buf;
+    v.len = len;
+    if ((type == TC_INT || type == TC_REAL) && len == 8) {
+        memcpy(&v.i, buf, 8);
+        memcpy(&v.d, buf, 8);
+    }
+    printf("buf\t%d\t", shard);
+    put_value(kv);
+    putchar('\t');
+    put_value(&v);
+    if (exp == TC_NO_EXPIRE) {
+        fputs("\t-\n", stdout);
+    } else {
+        printf("\t%.17g\n", exp);
+    }
+    free(buf);
 }
 
 static void on_warning(void *arg, const char *kind, const char *msg)
@@ -618,7 +763,7 @@ static int usage(void)
 {
     fputs("usage: tc_interop write DIR plain|auto|SHARDS < spec\n"
           "       tc_interop dump DIR\n"
-          "       tc_interop get DIR < keys\n"
+          "       tc_interop get|read|getbuf DIR < keys\n"
           "       tc_interop check DIR\n"
           "       tc_interop hash < keys\n",
           stderr);
@@ -633,7 +778,11 @@ int main(int argc, char **argv)
     } else if (argc == 3 && strcmp(argv[1], "dump") == 0) {
         rc = cmd_dump(argv[2]);
     } else if (argc == 3 && strcmp(argv[1], "get") == 0) {
-        rc = cmd_get(argv[2]);
+        rc = cmd_get(argv[2], show_key);
+    } else if (argc == 3 && strcmp(argv[1], "read") == 0) {
+        rc = cmd_get(argv[2], show_read);
+    } else if (argc == 3 && strcmp(argv[1], "getbuf") == 0) {
+        rc = cmd_get(argv[2], show_buf);
     } else if (argc == 3 && strcmp(argv[1], "check") == 0) {
         rc = cmd_check(argv[2]);
     } else if (argc == 2 && strcmp(argv[1], "hash") == 0) {

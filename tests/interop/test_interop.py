@@ -20,7 +20,23 @@ For a plain Cache (DIR/cache.db) and a FanoutCache with 8 shards:
   6. tiercache writes more to A (including a MessagePack value, which python
      reads as None); python reads A again and check() must stay clean.
 
-Disk.hash is compared on fixed vectors and on many random keys.
+The four scenarios are: plain and 8 shards with default settings, and the
+same with non-default settings (disk_min_file_size 1000, LRU, tag index,
+cull_limit 0, size_limit split across shards) written by both sides.
+
+Also: Disk.hash on fixed vectors and ~1400 random keys; tc_get, tc_read and
+tc_get_buf on python-written data; look-alike keys (1 vs 1.0, 'a' vs b'a');
+vanished value files; invalid UTF-8 refused; a python key over
+TC_MAX_KEY_BYTES; LRU/LFU/statistics bookkeeping of reads equal to python's.
+
+Expiry notes: python's set() culls up to cull_limit expired rows in its own
+transaction, the new row included, so items written already expired vanish
+at once (the model below mirrors that); items that must be read as
+"expired but present" are written with a short expiry (SOON) and read after
+it has passed, or with cull_limit 0.
+
+Set TC_INTEROP_KEEP=1 to keep the cache directories (they are always kept
+when a check fails).
 
 Prints one line per check and finally `interop: N passed, M failed`; exits 1
 on any failure, 77 (meson's skip) when python3-diskcache is missing unless
@@ -54,6 +70,9 @@ except ImportError:
 
 SHARDS = 8
 CULL_LIMIT = 10
+SETTINGS = {'disk_min_file_size': 1000,
+            'eviction_policy': 'least-recently-used', 'cull_limit': 0,
+            'tag_index': 1, 'size_limit': 2 ** 28}
 SOON = 2.0  # expiry of items that must expire between writing and reading
 MIN_FILE = 32768
 EXPIRE_SLACK = 60.0  # seconds allowed between expected and stored expiry
@@ -80,6 +99,15 @@ def report(name, ok, detail=''):
 
 def note(msg):
     print('# %s' % msg)
+
+
+_NOTED = set()
+
+
+def note_once(msg):
+    if msg not in _NOTED:
+        _NOTED.add(msg)
+        note(msg)
 
 
 def short(x, n=120):
@@ -153,15 +181,15 @@ def python_view(x):
     return None if type(x) is Msgpack else x
 
 
-def expected_mode(value):
+def expected_mode(value, min_file):
     """The mode python-diskcache picks for a value (5.4.0 Disk.store)."""
     t = type(value)
     if t is Msgpack:
         return 16
     if t is bytes:
-        return 1 if len(value) < MIN_FILE else 2
+        return 1 if len(value) < min_file else 2
     if t is str:
-        return 1 if len(value) < MIN_FILE else 3
+        return 1 if len(value) < min_file else 3
     if is_raw(value):
         return 1
     return 4
@@ -219,12 +247,22 @@ class Dump:
                                      (f[4], f[5]), exp, (f[7], f[8])))
             elif f[0] in ('missing', 'unsupported') and len(f) == 4:
                 self.records.append((f[0], int(f[1]), (f[2], f[3])))
+            elif f[0] == 'read' and len(f) == 5:
+                self.records.append(('read', int(f[1]), (f[2], f[3]), f[4]))
+            elif f[0] == 'buf' and len(f) == 7:
+                exp = None if f[6] == '-' else float(f[6])
+                self.records.append(('buf', int(f[1]), (f[2], f[3]),
+                                     (f[4], f[5]), exp))
             elif f[0] == 'unsupported-key':
                 self.records.append(('unsupported-key',))
             elif f[0] in ('shards', 'length', 'volume', 'end', 'warnings'):
                 self.meta[f[0]] = int(f[1])
             elif f[0] == 'warning':
                 self.records.append(tuple(f))
+            elif f[0] == 'error':
+                # kept in the stream too, so later records stay aligned
+                self.records.append(('error', line))
+                self.errors.append(line)
             else:
                 self.errors.append(line)
 
@@ -238,8 +276,11 @@ Entry = collections.namedtuple('Entry', 'key value expire_abs tag')
 class Model:
     """Items of a cache in rowid order per shard, as diskcache keeps them."""
 
-    def __init__(self, shards):
+    def __init__(self, shards, settings=None):
         self.shards = shards
+        self.settings = dict(settings or {})
+        self.min_file = self.settings.get('disk_min_file_size', MIN_FILE)
+        self.cull_limit = self.settings.get('cull_limit', CULL_LIMIT)
         self.parts = [collections.OrderedDict()
                       for _ in range(max(shards, 1))]
 
@@ -254,14 +295,13 @@ class Model:
         part[self.ident(key)] = Entry(key, value, expire_abs, tag)
         self.cull(part, now)
 
-    @staticmethod
-    def cull(part, now):
-        """diskcache's _cull inside every set: up to cull_limit (10) rows
-        with expire_time < now, oldest expiry first, the new row included.
+    def cull(self, part, now):
+        """diskcache's _cull inside every set: up to cull_limit rows with
+        expire_time < now, oldest expiry first, the new row included.
         Size-based culling never triggers here (volume << size_limit)."""
         expired = sorted((e.expire_abs, ident) for ident, e in part.items()
                          if e.expire_abs is not None and e.expire_abs < now)
-        for _, ident in expired[:CULL_LIMIT]:
+        for _, ident in expired[:self.cull_limit]:
             del part[ident]
 
     def delete(self, key):
@@ -275,11 +315,6 @@ class Model:
 
     def __len__(self):
         return sum(len(p) for p in self.parts)
-
-    def copy(self):
-        m = Model(self.shards)
-        m.parts = [collections.OrderedDict(p) for p in self.parts]
-        return m
 
 
 def is_expired(e, now):
@@ -350,7 +385,8 @@ def make_dataset(rng):
     """[(key, value, expire, tag)] covering every listed type."""
     keys = [b'', b'\x00\x01\xfe\xff', b'a', 'a', '', 'hello',
             'h\u00e9llo w\u00f6rld \u2713 \u65e5\u672c\u8a9e \U0001f389',
-            'tab\tnew\nline\r\\', -1, 0, 1, INT64_MAX, INT64_MIN,
+            'tab\tnew\nline\r\\', 'nul\x00inside', b'nul\x00inside',
+            -1, 0, 1, INT64_MAX, INT64_MIN,
             4294967295, 4294967296, -4294967297, 1.5, 1e300, -2.5e-300,
             float('inf'), 0.1, 'x' * 1000, b'\xff' * 5000]
     values = [
@@ -366,11 +402,12 @@ def make_dataset(rng):
         '\U0001f389' * MIN_FILE,          # 131072 bytes, file
         'a\u65e5\U0001f389' * 11000,      # 33000 chars, 88000 bytes, file
         '\u00e9' * 20000,                 # 40000 bytes, inline
+        'v\x00w', 'x' * 999, b'y' * 1000, '\u00e9' * 1000,
         0, -12345, INT64_MAX, INT64_MIN, 1.5, 1e300, -2.5e-300, -0.0,
         float('inf'), float('-inf'), 3.0,
     ]
     tags = [None, 'tag-text', 'tag \u2713 \u00fcn\u00ef', b'tag\x00bytes',
-            b'', 7, -3, INT64_MAX, 2.5, -1e-300, '']
+            b'', 7, -3, INT64_MAX, 2.5, -1e-300, '', 'a\x00b']
     expires = [None, None, 3600.0, None, 86400.0 * 365]
     items = []
     n = 0
@@ -407,13 +444,16 @@ def make_dataset(rng):
     return items
 
 
-def wait_expired(model):
-    """Sleep until every item of model with a short expiry has expired."""
+def wait_expired(model, late=0.0):
+    """Sleep until every item of model with a short expiry has expired.
+    @late: how much later than the model says the items may have been
+    written (the helper's run time: the model takes the time before it)."""
     now = time.time()
     soon = [e.expire_abs for _, e in model.entries()
             if e.expire_abs is not None and e.expire_abs < now + 2 * SOON]
-    if soon and max(soon) + 0.2 > now:
-        time.sleep(max(soon) + 0.2 - now)
+    until = max(soon) + late + 0.2 if soon else 0
+    if until > now:
+        time.sleep(until - now)
 
 
 def more_python_items(rng):
@@ -457,15 +497,17 @@ def more_tc_items():
 # ---------------------------------------------------------------------------
 # Writers.
 
-def open_py(path, shards):
+def open_py(path, shards, settings=None):
+    """Open as python-diskcache does; settings must be passed on every open
+    (FanoutCache always rewrites size_limit, default 2**30 / shards)."""
     if shards:
-        return diskcache.FanoutCache(path, shards=shards)
-    return diskcache.Cache(path)
+        return diskcache.FanoutCache(path, shards=shards, **(settings or {}))
+    return diskcache.Cache(path, **(settings or {}))
 
 
 def py_apply(path, shards, ops, model):
     """Apply ops with python-diskcache, mirroring them in model."""
-    cache = open_py(path, shards)
+    cache = open_py(path, shards, model.settings)
     failures = []
     try:
         for op in ops:
@@ -508,8 +550,8 @@ def as_ops(items):
 # ---------------------------------------------------------------------------
 # python-diskcache reading a directory.
 
-def py_check(path, shards):
-    cache = open_py(path, shards)
+def py_check(path, shards, settings):
+    cache = open_py(path, shards, settings)
     try:
         return [str(w.message) for w in cache.check()]
     finally:
@@ -523,7 +565,7 @@ def same_value(got, want):
 @section
 def py_read_all(name, path, model):
     """python-diskcache get/iter/len/check against the model."""
-    cache = open_py(path, model.shards)
+    cache = open_py(path, model.shards, model.settings)
     now = time.time()
     bad = []
     try:
@@ -635,11 +677,11 @@ def read_file(dbdir, filename):
         return f.read()
 
 
-def row_problems(side, path, shards, shard, row, e):
+def row_problems(side, path, shards, shard, row, e, min_file):
     """Problems of one row against the model entry (both directions)."""
     out = []
     d = shard_dirs(path, shards)[shard]
-    mode = expected_mode(e.value)
+    mode = expected_mode(e.value, min_file)
     if row.raw != 1:
         out.append('%s raw=%r' % (side, row.raw))
     if row.mode != mode:
@@ -709,8 +751,8 @@ def compare_rows(name, a, b, model):
                 short(e.key), ra[0], rb[0], shard))
             continue
         ra, rb = ra[1], rb[1]
-        probs = row_problems('A', a, shards, shard, ra, e)
-        probs += row_problems('B', b, shards, shard, rb, e)
+        probs = row_problems('A', a, shards, shard, ra, e, model.min_file)
+        probs += row_problems('B', b, shards, shard, rb, e, model.min_file)
         for col in ('key_type', 'raw', 'mode', 'size', 'tag_type',
                     'value_type', 'access_count'):
             if getattr(ra, col) != getattr(rb, col):
@@ -739,7 +781,7 @@ def compare_rows(name, a, b, model):
            order_b == want_order, short(order_b, 300))
 
 
-def settings(dbdir):
+def read_settings(dbdir):
     db = connect_ro(dbdir)
     try:
         return {k: (v, t) for k, v, t in db.execute(
@@ -752,7 +794,7 @@ def settings(dbdir):
 def compare_settings(name, a, b, shards):
     for i, (da, db_) in enumerate(zip(shard_dirs(a, shards),
                                       shard_dirs(b, shards))):
-        sa, sb = settings(da), settings(db_)
+        sa, sb = read_settings(da), read_settings(db_)
         where = '%s shard %d' % (name, i) if shards else name
         missing = sorted(set(sa) - set(sb))
         extra = sorted(set(sb) - set(sa))
@@ -796,18 +838,20 @@ def norm_sql(s):
 
 
 @section
-def compare_schema(name, a, b, shards):
-    for i, (da, db_) in enumerate(zip(shard_dirs(a, shards),
-                                      shard_dirs(b, shards))):
+def compare_schema(name, snap_a, b, shards):
+    """snap_a: schema() of each shard of python's A before tiercache opened
+    it, so that everything tiercache adds is listed."""
+    for i, db_ in enumerate(shard_dirs(b, shards)):
         where = '%s shard %d' % (name, i) if shards else name
-        oa, ca, pa = schema(da)
+        oa, ca, pa = snap_a[i]
         ob, cb, pb = schema(db_)
         missing = sorted(set(oa) - set(ob))
         extra = sorted(set(ob) - set(oa))
-        if i == 0 and extra:
-            note('%s: tiercache extra schema objects: %s' % (
+        ours = sorted(n for n in ob if TC_EXTRA_RE.search(n))
+        if i == 0 and ours:
+            note('%s: tiercache schema objects: %s' % (
                 where, ', '.join('%s %s on %s' % (ob[n][0], n, ob[n][1])
-                                 for n in extra)))
+                                 for n in ours)))
         report('%s: every python-diskcache schema object exists' % where,
                not missing, short(missing, 400))
         bad_extra = [n for n in extra if not TC_EXTRA_RE.search(n)]
@@ -905,12 +949,18 @@ def hash_vectors(tmp):
         ints.append(rng.randrange(-10 ** 6, 10 ** 6))
     keys += ints
     floats = [0.0, -0.0, 1.0, -1.0, 0.1, 1e300, -1e300, 5e-324, -5e-324,
-              float('inf'), float('-inf'), float('nan'), 2.0 ** 63,
+              float('inf'), float('-inf'), 2.0 ** 63,
               1.7976931348623157e308]
+    while len(floats) < 213:
+        f = struct.unpack('!d', rng.randbytes(8))[0]
+        if not math.isnan(f):  # NaN is no usable key (SQLite makes it NULL)
+            floats.append(f)
     for _ in range(200):
-        floats.append(struct.unpack('!d', rng.randbytes(8))[0])
         floats.append(rng.uniform(-1e6, 1e6))
     keys += floats
+    nan = helper(['hash'], enc_line(float('nan')) + '\n')
+    note('NaN key: Disk.hash gives %d, tc_fanout_hash says %s' % (
+        disk_hash(float('nan')), nan.stdout.strip().replace('\t', ' ')))
     proc = helper(['hash'], ''.join(enc_line(k) + '\n' for k in keys))
     got = proc.stdout.splitlines()
     bad = []
@@ -932,7 +982,7 @@ def probe_lookups(name, path, model):
     probes = [e.key for _, e in model.entries() if is_raw(e.key)]
     probes += [1.0, 0.0, -0.0, 4294967295.0, 'A', 'nonexistent',
                b'nonexistent', b'hello', 'v00\x00', 2, -2, 1.5000000000000002]
-    cache = open_py(path, model.shards)
+    cache = open_py(path, model.shards, model.settings)
     try:
         want = []
         for k in probes:
@@ -970,6 +1020,57 @@ def probe_lookups(name, path, model):
            '%s %s' % ('; '.join(bad[:8]), short(d.errors)))
 
 
+@section
+def read_paths(name, path, model):
+    """tc_read and tc_get_buf on every raw key agree with the model."""
+    now = time.time()
+    entries = [(shard, e) for shard, e in model.entries() if is_raw(e.key)]
+    keys_in = ''.join(enc_line(e.key) + '\n' for _, e in entries)
+    for cmd in ('read', 'getbuf'):
+        proc = helper([cmd, path], keys_in)
+        d = Dump(proc.stdout)
+        recs = d.records + [None] * len(entries)
+        bad = []
+        unchecked = collections.Counter()
+        for (shard, e), g in zip(entries, recs):
+            k = enc(e.key)
+            if is_expired(e, now):
+                want = ('missing', shard, k)
+            elif not is_raw(e.value) and type(e.value) is not Msgpack:
+                want = ('unsupported', shard, k)
+            elif cmd == 'getbuf':
+                want = ('buf', shard, k, enc(e.value), e.expire_abs)
+            elif type(e.value) in (bytes, str, Msgpack):
+                data = e.value.data if type(e.value) is Msgpack else (
+                    e.value if type(e.value) is bytes
+                    else e.value.encode('utf-8'))
+                want = ('read', shard, k, data.hex())
+            else:
+                unchecked[type(e.value).__name__] += 1
+                continue
+            if g is None:
+                ok = False
+            elif want[0] == 'buf':
+                ok = (len(g) == 5 and g[:4] == want[:4]
+                      and (g[4] is None) == (want[4] is None)
+                      and (g[4] is None or
+                           abs(g[4] - want[4]) <= EXPIRE_SLACK))
+            else:
+                ok = g == want
+            if not ok:
+                bad.append('%s: got %s want %s' % (short(e.key, 40),
+                                                   short(g, 150),
+                                                   short(want, 150)))
+        label = 'tc_read' if cmd == 'read' else 'tc_get_buf'
+        report('%s: %s on %d keys (files and inline values)' % (
+            name, label, len(entries)), not bad and proc.returncode == 0,
+            'exit %d; %d bad; %s; stderr: %s' % (
+                proc.returncode, len(bad), '; '.join(bad[:6]),
+                short(proc.stderr, 1500)))
+        if unchecked:
+            note_once('tc_read contents not asserted for int/float values')
+
+
 def model_value(model, key):
     try:
         part = model.parts[model.shard(key)]
@@ -991,7 +1092,7 @@ def tc_check_clean(name, path):
 
 
 @section
-def msgpack_rows(name, path, shards):
+def msgpack_rows(name, path, shards, settings):
     rows, _ = read_rows(path, shards)
     for mp in (MSGPACK_SMALL, MSGPACK_BIG):
         key = 'tc-msgpack' if mp is MSGPACK_SMALL else 'tc-msgpack-big'
@@ -1012,7 +1113,7 @@ def msgpack_rows(name, path, shards):
             name, key, where, len(mp.data)), ok,
             'mode %r raw %r size %r value %s' % (row.mode, row.raw, row.size,
                                                  short(row.value)))
-    cache = open_py(path, shards)
+    cache = open_py(path, shards, settings)
     try:
         v = cache.get('tc-msgpack', default=MISSING)
         report('%s: python reads a mode-16 value as None (documented)'
@@ -1021,53 +1122,96 @@ def msgpack_rows(name, path, shards):
         cache.close()
 
 
+def settings_spec(settings):
+    """tc_interop setting lines (size_limit is the total for a fanout)."""
+    return ''.join('setting\t%s\t%s\n' % (k, enc_line(v))
+                   for k, v in sorted(settings.items()))
+
+
 @section
-def scenario(tmp, shards, dataset, rng):
-    name = 'fanout8' if shards else 'plain'
+def py_settings_pickup(name, path, shards, settings):
+    """python-diskcache opened without arguments uses what tiercache
+    persisted (each shard of a fanout holds its part of size_limit)."""
+    for i, d in enumerate(shard_dirs(path, shards)):
+        cache = diskcache.Cache(d)
+        try:
+            bad = []
+            for k, v in sorted(settings.items()):
+                want = v / shards if shards and k == 'size_limit' else v
+                got = getattr(cache, k)
+                if got != want or type(got) is not type(want):
+                    bad.append('%s=%r want %r' % (k, got, want))
+            if shards and i:
+                continue
+            report('%s: python Cache() without arguments picks up the '
+                   'persisted settings%s' % (
+                       name, ' (shard %d)' % i if shards else ''),
+                   not bad, '; '.join(bad))
+        finally:
+            cache.close()
+
+
+@section
+def scenario(tmp, shards, dataset, rng, settings=None):
+    name = 'fanout%d' % shards if shards else 'plain'
+    if settings:
+        name += '+settings'
     a = os.path.join(tmp, name + '-A')
     b = os.path.join(tmp, name + '-B')
-    model_a = Model(shards)
+    model_a = Model(shards, settings)
 
     # 1. python writes A; tiercache reads it after python's check.
     fails = py_apply(a, shards, as_ops(dataset), model_a)
     report('%s: python-diskcache wrote %d items into A' % (
         name, len(dataset)), not fails, short(fails))
     wait_expired(model_a)
-    warns = py_check(a, shards)
+    warns = py_check(a, shards, model_a.settings)
     report('%s: python check() of A is clean' % name, not warns,
            short(warns, 600))
-    pyc = open_py(a, shards)
-    py_volume = pyc.volume()
-    pyc.close()
+    schema_a = [schema(x) for x in shard_dirs(a, shards)]
+    settings_a = [read_settings(x) for x in shard_dirs(a, shards)]
     d = check_dump('%s: tiercache dump of python-written A' % name,
                    helper(['dump', a]), model_a, time.time())
+    after = [read_settings(x) for x in shard_dirs(a, shards)]
+    report('%s: opening python\'s A leaves its Settings rows alone' % name,
+           after == settings_a, 'before %s after %s' % (
+               short(settings_a, 300), short(after, 300)))
+    # after the dump: tiercache's first open adds its own table (a page)
+    pyc = open_py(a, shards, model_a.settings)
+    py_volume = pyc.volume()
+    pyc.close()
     report('%s: tc_volume == python volume() on A' % name,
            d.meta.get('volume') == py_volume,
            'tiercache %r python %d' % (d.meta.get('volume'), py_volume))
     tc_check_clean('%s A' % name, a)
     probe_lookups('%s A' % name, a, model_a)
+    read_paths('%s A' % name, a, model_a)
 
     # 2. tiercache writes the same dataset into B.
-    model_b = Model(shards)
-    spec = tc_spec(as_ops(dataset), model_b)
+    model_b = Model(shards, settings)
+    spec = settings_spec(model_b.settings) + tc_spec(as_ops(dataset),
+                                                     model_b)
+    started = time.time()
     helper_ok('%s: tiercache wrote %d items into B' % (name, len(dataset)),
               ['write', b, str(shards) if shards else 'plain'], spec)
-    wait_expired(model_b)
+    wait_expired(model_b, time.time() - started)
 
     # 3. compare the SQLite files before python opens B (opening rewrites
     # Settings rows).
     compare_rows(name, a, b, model_b)
     compare_settings(name, a, b, shards)
-    compare_schema(name, a, b, shards)
+    compare_schema(name, schema_a, b, shards)
     compare_files(name, b, shards, 'tiercache-written B')
     compare_files(name, a, shards, 'python-written A')
     check_dump('%s: tiercache dump of its own B' % name,
                helper(['dump', b]), model_b, time.time())
+    if settings:
+        py_settings_pickup(name, b, shards, settings)
 
     # 4. python reads B.
     tcd = Dump(helper(['dump', b]).stdout)
     py_read_all('%s B' % name, b, model_b)
-    pyc = open_py(b, shards)
+    pyc = open_py(b, shards, model_b.settings)
     py_volume = pyc.volume()
     pyc.close()
     report('%s: python volume() == tc_volume on B' % name,
@@ -1081,6 +1225,7 @@ def scenario(tmp, shards, dataset, rng):
     check_dump('%s: tiercache dump of B after python wrote pickles' % name,
                helper(['dump', b]), model_b, time.time())
     tc_check_clean('%s B after python writes' % name, b)
+    read_paths('%s B after python writes' % name, b, model_b)
     py_read_all('%s B after python writes' % name, b, model_b)
     compare_files(name, b, shards, 'B after python writes')
 
@@ -1089,11 +1234,183 @@ def scenario(tmp, shards, dataset, rng):
     helper_ok('%s: tiercache wrote more into A' % name,
               ['write', a, 'auto'], spec)
     py_read_all('%s A after tiercache writes' % name, a, model_a)
-    msgpack_rows('%s A' % name, a, shards)
+    msgpack_rows('%s A' % name, a, shards, model_a.settings)
     compare_files(name, a, shards, 'A after tiercache writes')
     check_dump('%s: tiercache dump of A after its writes' % name,
                helper(['dump', a]), model_a, time.time())
     tc_check_clean('%s A after tiercache writes' % name, a)
+    read_paths('%s A after tiercache writes' % name, a, model_a)
+
+
+@section
+def zero_expire(tmp):
+    """set(expire=0): python takes one clock reading for expire_time,
+    store_time and the inline cull, so the row (expire_time == store_time)
+    survives its own cull (expire_time < now) while reads (expire_time >
+    now) miss it: len() counts it until the next set culls it."""
+    tries = 10
+    result = {}
+    for who in ('python', 'tiercache'):
+        kept, bad = 0, []
+        for i in range(tries):
+            d = os.path.join(tmp, 'zero-%s-%d' % (who, i))
+            if who == 'python':
+                c = diskcache.Cache(d)
+                c.set('a', 1)
+                c.set('zero', 'z', expire=0)
+                c.close()
+            else:
+                helper(['write', d, 'plain'], ''.join(
+                    'set\t%s\t%s\t%s\tnone\t\n' % (enc_line(k),
+                                                      enc_line(v), e)
+                    for k, v, e in (('a', 1, '-'), ('zero', 'z', '0.0'))))
+            rows, _ = read_rows(d, 0)
+            row = rows.get(enc('zero'))
+            if row is not None:
+                kept += 1
+                if row[1].expire_time != row[1].store_time:
+                    bad.append(row[1].expire_time - row[1].store_time)
+        result[who] = (kept, bad)
+    report('set(expire=0) keeps its row with expire_time == store_time, as '
+           'python does (%d tries)' % tries,
+           result['tiercache'] == (tries, []),
+           'rows kept: python %d/%d, tiercache %d/%d; expire_time - '
+           'store_time of kept tiercache rows %s' % (
+               result['python'][0], tries, result['tiercache'][0], tries,
+               result['tiercache'][1]))
+
+
+@section
+def vanished_file(tmp):
+    """A value file deleted behind the cache's back reads as missing on
+    both sides (python: IOError -> miss) and tiercache does not crash."""
+    d = os.path.join(tmp, 'vanished')
+    c = diskcache.Cache(d)
+    c.set('gone', b'g' * 50000)
+    c.set('gone-text', 'h' * 50000)
+    c.set('kept', b'k' * 50000)
+    c.close()
+    rows, _ = read_rows(d, 0)
+    for k in ('gone', 'gone-text'):
+        os.unlink(os.path.join(d, rows[enc(k)][1].filename))
+    proc = helper(['get', d], ''.join(enc_line(k) + '\n' for k in
+                                     ('gone', 'gone-text', 'kept')))
+    got = [r[0] for r in Dump(proc.stdout).records]
+    report('tiercache: a vanished value file reads as missing',
+           got == ['missing', 'missing', 'item'], short(proc.stdout, 300))
+    c = diskcache.Cache(d)
+    try:
+        got = [c.get(k, default=MISSING) is MISSING
+               for k in ('gone', 'gone-text', 'kept')]
+    finally:
+        c.close()
+    report('python: a vanished value file reads as missing',
+           got == [True, True, False], repr(got))
+
+
+@section
+def invalid_text(tmp):
+    """tiercache refuses TEXT that python could not decode (invalid UTF-8,
+    surrogates, overlong forms) as key, value or tag, and stores nothing."""
+    d = os.path.join(tmp, 'badtext')
+    bad = ['ff', 'c080', 'eda080', 'e282', 'f4908080', '61ff62']
+    good_key = enc_line('good')
+    lines = []
+    for h in bad:
+        lines.append('set\ttext\t%s\t%s\t-\tnone\t' % (h, enc_line(1)))
+        lines.append('set\t%s\ttext\t%s\t-\tnone\t' % (good_key, h))
+        lines.append('set\t%s\t%s\t-\ttext\t%s' % (good_key, enc_line(2),
+                                                       h))
+    big = ('61' * 40000) + 'ff'  # a file-sized value ending badly
+    lines.append('set\t%s\ttext\t%s\t-\tnone\t' % (good_key, big))
+    lines.append('set\t%s\t%s\t-\tnone\t' % (good_key, enc_line('ok')))
+    proc = helper(['write', d, 'plain'], ''.join(x + '\n' for x in lines))
+    errs = [ln.split('\t')[2] for ln in proc.stdout.splitlines()
+            if ln.startswith('error')]
+    want = len(lines) - 1
+    report('tiercache rejects %d invalid UTF-8 texts (key, value, tag, '
+           'file-sized value)' % want,
+           len(errs) == want and set(errs) <= {'EINVAL'},
+           'errors %s; stderr %s' % (short(errs, 300), short(proc.stderr)))
+    c = diskcache.Cache(d)
+    try:
+        keys = list(c)
+        value = c.get('good', default=MISSING, tag=True)
+        warns = [str(w.message) for w in c.check()]
+    finally:
+        c.close()
+    report('after the rejected writes python sees only the good item',
+           keys == ['good'] and value == ('ok', None) and not warns,
+           'keys %s value %s warnings %s' % (short(keys), short(value),
+                                             short(warns)))
+
+
+@section
+def big_python_key(tmp):
+    """A python key over TC_MAX_KEY_BYTES: tiercache must not crash and
+    must keep iterating (the key itself may be refused with ETOOBIG)."""
+    d = os.path.join(tmp, 'bigkey')
+    c = diskcache.Cache(d)
+    c.set(b'k' * (2 * 1024 * 1024 + 1), 'big key')
+    c.set('after', 1)
+    c.close()
+    proc = helper(['dump', d])
+    dd = Dump(proc.stdout)
+    first = dd.records[0] if dd.records else None
+    ok_first = first is not None and (
+        first[0] == 'item' or (first[0] == 'error' and 'ETOOBIG' in first[1]))
+    after = ('item', 0, enc('after'), enc(1), None, enc(None))
+    report('tiercache survives a 2 MiB python key and keeps iterating',
+           proc.returncode in (0, 1) and ok_first and after in dd.records
+           and dd.meta.get('end') == 2,
+           short(proc.stdout, 300) + short(proc.stderr))
+    if first is not None and first[0] == 'error':
+        note('a python key over TC_MAX_KEY_BYTES is listed by tc_iter_next '
+             'but tc_get refuses it: %s' % first[1].replace('\t', ' '))
+
+
+@section
+def policy_metadata(tmp):
+    """Reads update what the eviction policy and statistics need exactly
+    as python's get does (hits/misses, access_time, access_count)."""
+    for policy in ('least-recently-used', 'least-frequently-used'):
+        kw = {'eviction_policy': policy, 'statistics': 1}
+        dirs = {}
+        for who in ('py', 'tc'):
+            d = os.path.join(tmp, 'policy-%s-%s' % (policy, who))
+            c = diskcache.Cache(d, **kw)
+            for k in ('k1', 'k2', 'k3'):
+                c.set(k, k.upper())
+            c.close()
+            dirs[who] = d
+        time.sleep(0.05)
+        reads = ['k1', 'k1', 'k2', 'absent', 'k1']
+        c = diskcache.Cache(dirs['py'], **kw)
+        try:
+            for k in reads:
+                c.get(k)
+        finally:
+            c.close()
+        proc = helper(['get', dirs['tc']],
+                      ''.join(enc_line(k) + '\n' for k in reads))
+        report('%s: tiercache reads' % policy,
+               proc.returncode == 0 and 'error' not in proc.stdout,
+               short(proc.stdout, 300))
+        got = {}
+        for who, d in dirs.items():
+            st = read_settings(d)
+            db = connect_ro(d)
+            try:
+                rows = {k: (n, at > st_ + 1e-4) for k, n, at, st_ in
+                        db.execute('SELECT key, access_count, access_time, '
+                                   'store_time FROM Cache')}
+            finally:
+                db.close()
+            got[who] = (st['hits'][0], st['misses'][0], rows)
+        report('%s + statistics: hits, misses, access_count and '
+               'access_time updates equal python\'s' % policy,
+               got['py'] == got['tc'],
+               'python %s tiercache %s' % (got['py'], got['tc']))
 
 
 @section
@@ -1135,7 +1452,17 @@ def main():
         dataset = make_dataset(rng)
         scenario(tmp, 0, dataset, rng)
         scenario(tmp, SHARDS, dataset, rng)
+        # Non-default settings: smaller file threshold, LRU (its own index),
+        # a tag index, no culling (expired rows stay until read), and a
+        # size_limit that a FanoutCache splits across its shards.
+        scenario(tmp, 0, dataset, rng, SETTINGS)
+        scenario(tmp, SHARDS, dataset, rng, SETTINGS)
         wrong_shards(tmp)
+        zero_expire(tmp)
+        vanished_file(tmp)
+        invalid_text(tmp)
+        big_python_key(tmp)
+        policy_metadata(tmp)
     finally:
         if keep or FAILED:
             note('directories kept in %s' % tmp)

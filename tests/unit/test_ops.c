@@ -39,13 +39,23 @@ Test(ops, cache_expire_with_injected_clock)
     cr_assert_eq(tu_length(fx.c), 1, "expired rows still count in len()");
 }
 
+/* Zero or negative expiry stores an already-expired item; the inline cull
+ * of that same set removes rows with expire_time < now (verified with
+ * 5.4.0: set(expire=-5) then len() == 0), so only with cull_limit 0 does a
+ * negative-expiry item stay. */
 Test(ops, cache_set_nonpositive_expire_is_expired)
 {
     TU_OK(tc_set(fx.c, TU_TEXT("zero"), TU_TEXT("v"), 0, NULL, 0));
-    TU_OK(tc_set(fx.c, TU_TEXT("neg"), TU_TEXT("v"), -5, NULL, 0));
     tu_expect_missing(fx.c, TU_TEXT("zero"));
+    cr_assert_eq(tu_length(fx.c), 1, "expire_time == now is stored, expired");
+    TU_OK(tc_set(fx.c, TU_TEXT("neg"), TU_TEXT("v"), -5, NULL, 0));
     tu_expect_missing(fx.c, TU_TEXT("neg"));
-    cr_assert_eq(tu_length(fx.c), 2, "already-expired items are stored");
+    cr_assert_eq(tu_length(fx.c), 1, "neg culled by its own set");
+
+    TU_OK(tc_setting_put(fx.c, "cull_limit", TU_INT(0)));
+    TU_OK(tc_set(fx.c, TU_TEXT("neg2"), TU_TEXT("v"), -5, NULL, 0));
+    tu_expect_missing(fx.c, TU_TEXT("neg2"));
+    cr_assert_eq(tu_length(fx.c), 2, "no inline cull: stored, expired");
 }
 
 Test(ops, cache_get_never_deletes_expired)
@@ -303,4 +313,17 @@ Test(ops, cache_contains)
     TU_RC(tc_contains(fx.c, TU_BSTR("k")), TC_NOTFOUND);
     tu_clock_advance(&fx.clk, 1);
     TU_RC(tc_contains(fx.c, TU_TEXT("e")), TC_NOTFOUND);
+}
+
+/* incr on a live row: UPDATE Cache SET store_time = now, value = ... */
+Test(ops, cache_incr_live_updates_store_time)
+{
+    tu_set(fx.c, TU_TEXT("n"), TU_INT(1));
+    tu_clock_advance(&fx.clk, 7);
+    TU_OK(tc_incr(fx.c, TU_TEXT("n"), TU_INT(1), TU_INT(0), NULL, 0));
+    sqlite3 *db = tu_db_open(fx.dir);
+    cr_assert_eq(tu_db_real(db, "SELECT store_time FROM Cache WHERE key='n'"),
+                 TU_T0 + 7);
+    cr_assert_eq(tu_db_int(db, -1, "SELECT value FROM Cache WHERE key='n'"), 2);
+    sqlite3_close(db);
 }

@@ -33,8 +33,7 @@ static void expect_int_key(const tc_value *k, int64_t want)
 static void expect_text_key(const tc_value *k, const char *want)
 {
     cr_assert(tu_value_text_eq(k, want), "key type %d '%.*s', expected '%s'",
-              k->type, (int)k->len, k->ptr ? (const char *)k->ptr : "",
-              want);
+              k->type, (int)k->len, k->ptr ? (const char *)k->ptr : "", want);
 }
 
 /* pull_expect - pull from @side and expect an int key and an int value. */
@@ -152,8 +151,8 @@ Test(queue, cache_peek_front_and_back)
 Test(queue, cache_pull_returns_expire_and_tag)
 {
     tc_item it = TC_ITEM_INIT;
-    TU_OK(tc_push(fx.c, TU_TEXT("v"), NULL, TC_BACK, 60, TU_TEXT("tg"), NULL,
-                  0));
+    TU_OK(
+        tc_push(fx.c, TU_TEXT("v"), NULL, TC_BACK, 60, TU_TEXT("tg"), NULL, 0));
     TU_OK(tc_pull(fx.c, NULL, TC_FRONT, &it, 0));
     cr_assert(tu_value_text_eq(&it.value, "v"));
     cr_assert(tu_value_text_eq(&it.tag, "tg"));
@@ -239,4 +238,44 @@ Test(queue, cache_peekitem_deletes_expired)
     expect_text_key(&it.key, "a");
     tc_item_clear(&it);
     cr_assert_eq(tu_length(fx.c), 1, "expired rows met were deleted");
+}
+
+/* The next number is found +/- 1 from the existing keys in range. */
+Test(queue, cache_push_continues_from_existing_keys)
+{
+    tc_value k = TC_VALUE_INIT;
+    tu_set(fx.c, TU_INT(600000000000000), TU_INT(0));
+    tu_set(fx.c, TU_INT(7), TU_INT(0));
+    push_int(1, NULL, TC_BACK, TC_NO_EXPIRE, &k);
+    expect_int_key(&k, 600000000000001);
+    tc_value_clear(&k);
+    push_int(2, NULL, TC_FRONT, TC_NO_EXPIRE, &k);
+    expect_int_key(&k, 6);
+    tc_value_clear(&k);
+    tu_set(fx.c, TU_TEXT("q-000000000000123"), TU_INT(0));
+    push_int(3, "q", TC_FRONT, TC_NO_EXPIRE, &k);
+    expect_text_key(&k, "q-000000000000122");
+    tc_value_clear(&k);
+}
+
+/* pull: a value whose file vanished is skipped (IOError -> repeat). */
+Test(queue, cache_pull_skips_vanished_file)
+{
+    size_t n = 40000;
+    char *v = tu_pattern(n, 2);
+    TU_OK(tc_push(fx.c, TU_BYTES(v, n), NULL, TC_BACK, TC_NO_EXPIRE, NULL, NULL,
+                  0));
+    push_int(2, NULL, TC_BACK, TC_NO_EXPIRE, NULL);
+    free(v);
+    sqlite3 *db = tu_db_open(fx.dir);
+    char *rel = tu_db_text(db, "SELECT filename FROM Cache"
+                               " WHERE filename IS NOT NULL");
+    sqlite3_close(db);
+    cr_assert_not_null(rel);
+    char path[TU_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", fx.dir, rel);
+    free(rel);
+    cr_assert_eq(unlink(path), 0);
+    pull_expect(NULL, TC_FRONT, 2);
+    cr_assert_eq(tu_length(fx.c), 0);
 }

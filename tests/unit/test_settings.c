@@ -30,8 +30,7 @@ static void expect_setting_int(tc_cache *c, const char *name, int64_t want)
     tc_value_clear(&v);
 }
 
-static void expect_setting_text(tc_cache *c, const char *name,
-                                const char *want)
+static void expect_setting_text(tc_cache *c, const char *name, const char *want)
 {
     tc_value v = TC_VALUE_INIT;
     TU_OK(tc_setting_get(c, name, &v));
@@ -62,8 +61,9 @@ Test(settings, cache_settings_defaults)
                                "SELECT value FROM Settings WHERE key = %Q",
                                meta[i]),
                      0, "METADATA row %s", meta[i]);
-    cr_assert_eq(tu_db_int(db, -1, "SELECT COUNT(*) FROM Settings WHERE key ="
-                                   " 'disk_pickle_protocol'"),
+    cr_assert_eq(tu_db_int(db, -1,
+                           "SELECT COUNT(*) FROM Settings WHERE key ="
+                           " 'disk_pickle_protocol'"),
                  1, "disk_pickle_protocol row present");
     char *jm = tu_db_text(db, "PRAGMA journal_mode");
     cr_assert_str_eq(jm, "wal");
@@ -109,9 +109,8 @@ Test(settings, cache_schema_matches_diskcache)
                            "size:INTEGER,mode:INTEGER,filename:TEXT,"
                            "value:BLOB");
     free(cols);
-    char *ucols =
-        tu_db_text(db, "SELECT group_concat(name, ',') FROM"
-                       " pragma_index_info('Cache_key_raw')");
+    char *ucols = tu_db_text(db, "SELECT group_concat(name, ',') FROM"
+                                 " pragma_index_info('Cache_key_raw')");
     cr_assert_str_eq(ucols, "key,raw");
     free(ucols);
     cr_assert_eq(tu_db_int(db, 0,
@@ -124,8 +123,7 @@ Test(settings, cache_schema_matches_diskcache)
 static void lru_12345(tc_cache *c)
 {
     TU_OK(tc_set_setting(c, "size_limit", TU_INT(12345)));
-    TU_OK(tc_set_setting(c, "eviction_policy",
-                         TU_TEXT("least-recently-used")));
+    TU_OK(tc_set_setting(c, "eviction_policy", TU_TEXT("least-recently-used")));
 }
 
 /* Constructor settings win and are persisted; later opens without settings
@@ -142,8 +140,9 @@ Test(settings, cache_settings_persisted)
     cr_assert(tu_db_has_index(fx.dir, "Cache_access_time"),
               "LRU creates Cache_access_time");
     sqlite3 *db = tu_db_open(fx.dir);
-    cr_assert_eq(tu_db_int(db, -1, "SELECT value FROM Settings"
-                                   " WHERE key = 'size_limit'"),
+    cr_assert_eq(tu_db_int(db, -1,
+                           "SELECT value FROM Settings"
+                           " WHERE key = 'size_limit'"),
                  12345);
     sqlite3_close(db);
 }
@@ -203,8 +202,9 @@ Test(settings, cache_reopen_keeps_foreign_rows)
     sqlite3_close(db);
     fx.c = tu_open(fx.dir, &fx.clk);
     db = tu_db_open(fx.dir);
-    cr_assert_eq(tu_db_int(db, -1, "SELECT value FROM Settings"
-                                   " WHERE key = 'foo_custom'"),
+    cr_assert_eq(tu_db_int(db, -1,
+                           "SELECT value FROM Settings"
+                           " WHERE key = 'foo_custom'"),
                  7);
     sqlite3_close(db);
 }

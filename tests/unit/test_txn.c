@@ -3,6 +3,8 @@
  * delete_many) and the per-shard commit sequence
  * (diskcache-behaviour.md section 5; tiercache.h batches).
  */
+#include <time.h>
+
 #include "testutil.h"
 
 static void setup(void)
@@ -123,8 +125,7 @@ Test(txn, cache_set_many_all_or_nothing)
     tc_data keys[3] = {*TU_TEXT("a"), *TU_TEXTN("\xff\xfe", 2), *TU_TEXT("c")};
     tc_data vals[3] = {*TU_INT(1), *TU_INT(2), *TU_INT(3)};
     int rc = tc_set_many(fx.c, keys, vals, 3, TC_NO_EXPIRE, NULL, 0);
-    cr_assert_lt(rc, 0, "set_many with a bad key returned %s",
-                 tc_errname(rc));
+    cr_assert_lt(rc, 0, "set_many with a bad key returned %s", tc_errname(rc));
     cr_assert_eq(tu_length(fx.c), 0, "nothing stored");
     tu_expect_missing(fx.c, TU_TEXT("a"));
 }
@@ -160,6 +161,45 @@ Test(txn, cache_commit_seq_bumps_on_write_not_read)
     TU_OK(tc_commit_seq(fx.c, 0, &s3));
     cr_assert_gt(s3, s2, "delete bumps the sequence");
 
+    /* Every other kind of write bumps it too. */
+    uint64_t n = 0;
+    tc_data many[2] = {*TU_TEXT("m1"), *TU_TEXT("m2")};
+    tc_data vals[2] = {*TU_INT(1), *TU_INT(2)};
+    for (int op = 0; op < 8; op++) {
+        uint64_t a = 0, b = 0;
+        TU_OK(tc_commit_seq(fx.c, 0, &a));
+        switch (op) {
+        case 0:
+            TU_OK(tc_add(fx.c, TU_TEXT("w"), TU_INT(1), 100, NULL, 0));
+            break;
+        case 1:
+            TU_OK(tc_touch(fx.c, TU_TEXT("w"), 200, 0));
+            break;
+        case 2:
+            TU_OK(tc_incr(fx.c, TU_TEXT("w"), TU_INT(1), NULL, NULL, 0));
+            break;
+        case 3:
+            TU_OK(tc_pop(fx.c, TU_TEXT("w"), NULL, 0));
+            break;
+        case 4:
+            TU_OK(tc_set_many(fx.c, many, vals, 2, TC_NO_EXPIRE, NULL, 0));
+            break;
+        case 5:
+            TU_OK(tc_delete_many(fx.c, many, 1, NULL, 0));
+            break;
+        case 6:
+            TU_OK(tc_push(fx.c, TU_INT(1), NULL, TC_BACK, TC_NO_EXPIRE, NULL,
+                          NULL, 0));
+            break;
+        case 7:
+            TU_OK(tc_clear(fx.c, &n, 0));
+            break;
+        }
+        TU_OK(tc_commit_seq(fx.c, 0, &b));
+        cr_assert_gt(b, a, "write op %d did not bump the sequence", op);
+    }
+    TU_OK(tc_commit_seq(fx.c, 0, &s3));
+
     /* Another handle sees the same sequence (it lives in the database). */
     tc_cache *other = tu_open(fx.dir, &fx.clk);
     TU_OK(tc_commit_seq(other, 0, &s4));
@@ -168,4 +208,43 @@ Test(txn, cache_commit_seq_bumps_on_write_not_read)
     TU_OK(tc_commit_seq(fx.c, 0, &s4));
     cr_assert_gt(s4, s3, "a write through another handle is seen");
     tc_close(other);
+}
+
+/* A writer blocked past the busy timeout gets TC_EBUSY (python: Timeout),
+ * quickly for a short timeout; after the holder commits it succeeds. */
+static void short_timeout(tc_cache *c)
+{
+    TU_OK(tc_set_timeout(c, 0.05));
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+Test(txn, cache_busy_timeout_ebusy)
+{
+    tc_cache *other =
+        tu_open_ex(fx.dir, TC_SHARDS_PLAIN, &fx.clk, short_timeout);
+    TU_OK(tc_begin(fx.c, 0));
+    tu_set(fx.c, TU_TEXT("held"), TU_INT(1));
+    double t0 = mono_now();
+    TU_RC(tc_set(other, TU_TEXT("k"), TU_INT(1), TC_NO_EXPIRE, NULL, 0),
+          TC_EBUSY);
+    double dt = mono_now() - t0;
+    cr_assert(dt >= 0.04 && dt < 2.0, "EBUSY after %.3f s (timeout 0.05)", dt);
+    tu_expect_missing(other, TU_TEXT("held")); /* reads are not blocked */
+    TU_OK(tc_commit(fx.c));
+    TU_OK(tc_set(other, TU_TEXT("k"), TU_INT(1), TC_NO_EXPIRE, NULL, 0));
+    tc_close(other);
+}
+
+Test(txn, cache_set_timeout_rejects_negative)
+{
+    tc_cache *c = NULL;
+    TU_OK(tc_create(&c));
+    TU_RC(tc_set_timeout(c, -1), TC_EINVAL);
+    tc_close(c);
 }

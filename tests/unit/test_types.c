@@ -31,9 +31,8 @@ static char *row_text(const char *col, const char *key)
 static int64_t row_int(const char *col, const char *key)
 {
     sqlite3 *db = tu_db_open(fx.dir);
-    int64_t v = tu_db_int(db, -999,
-                          "SELECT %s FROM Cache WHERE key = %Q AND raw = 1",
-                          col, key);
+    int64_t v = tu_db_int(
+        db, -999, "SELECT %s FROM Cache WHERE key = %Q AND raw = 1", col, key);
     sqlite3_close(db);
     return v;
 }
@@ -53,12 +52,11 @@ static void val_path(const char *key, char *out, size_t cap)
 Test(types, cache_set_get_bytes)
 {
     const char v[] = {'x', 0, 'y', (char)0xff};
-    TU_OK(tc_set(fx.c, TU_TEXT("k"), TU_BYTES(v, sizeof v), TC_NO_EXPIRE,
-                 NULL, 0));
+    TU_OK(tc_set(fx.c, TU_TEXT("k"), TU_BYTES(v, sizeof v), TC_NO_EXPIRE, NULL,
+                 0));
     tu_expect_value(fx.c, TU_TEXT("k"), TC_BYTES, v, sizeof v);
     /* An empty value is a value. */
-    TU_OK(tc_set(fx.c, TU_TEXT("e"), TU_BYTES(NULL, 0), TC_NO_EXPIRE, NULL,
-                 0));
+    TU_OK(tc_set(fx.c, TU_TEXT("e"), TU_BYTES(NULL, 0), TC_NO_EXPIRE, NULL, 0));
     tu_expect_value(fx.c, TU_TEXT("e"), TC_BYTES, "", 0);
 }
 
@@ -201,9 +199,9 @@ Test(types, cache_row_format_matches_diskcache)
     const struct {
         const char *key_sql, *ktype, *vtype;
     } rows[] = {
-        {"'a'", "text", "integer"},  {"'r'", "text", "real"},
-        {"'t'", "text", "text"},     {"'b'", "text", "blob"},
-        {"7", "integer", "integer"}, {"2.5", "real", "integer"},
+        {"'a'", "text", "integer"},   {"'r'", "text", "real"},
+        {"'t'", "text", "text"},      {"'b'", "text", "blob"},
+        {"7", "integer", "integer"},  {"2.5", "real", "integer"},
         {"x'6b'", "blob", "integer"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -224,10 +222,11 @@ Test(types, cache_row_format_matches_diskcache)
     cr_assert_eq(tu_db_real(db, "SELECT access_time FROM Cache WHERE key='a'"),
                  TU_T0);
     cr_assert_eq(
-        tu_db_int(db, -1, "SELECT expire_time IS NULL FROM Cache WHERE key='a'"),
+        tu_db_int(db, -1,
+                  "SELECT expire_time IS NULL FROM Cache WHERE key='a'"),
         1);
-    cr_assert_eq(tu_db_int(db, -1, "SELECT tag IS NULL FROM Cache WHERE key='a'"),
-                 1);
+    cr_assert_eq(
+        tu_db_int(db, -1, "SELECT tag IS NULL FROM Cache WHERE key='a'"), 1);
     sqlite3_close(db);
 }
 
@@ -279,8 +278,8 @@ Test(types, cache_large_msgpack_in_file)
 {
     size_t n = 50000;
     char *v = tu_pattern(n, 3);
-    TU_OK(tc_set(fx.c, TU_TEXT("big"), TU_MSGPACK(v, n), TC_NO_EXPIRE, NULL,
-                 0));
+    TU_OK(
+        tc_set(fx.c, TU_TEXT("big"), TU_MSGPACK(v, n), TC_NO_EXPIRE, NULL, 0));
     tu_expect_value(fx.c, TU_TEXT("big"), TC_MSGPACK, v, n);
     char path[TU_PATH_MAX];
     val_path("big", path, sizeof path);
@@ -293,10 +292,10 @@ Test(types, cache_large_msgpack_in_file)
 Test(types, cache_file_threshold_is_32768)
 {
     char *v = tu_pattern(32768, 4);
-    TU_OK(tc_set(fx.c, TU_TEXT("under"), TU_BYTES(v, 32767), TC_NO_EXPIRE,
-                 NULL, 0));
-    TU_OK(tc_set(fx.c, TU_TEXT("at"), TU_BYTES(v, 32768), TC_NO_EXPIRE, NULL,
+    TU_OK(tc_set(fx.c, TU_TEXT("under"), TU_BYTES(v, 32767), TC_NO_EXPIRE, NULL,
                  0));
+    TU_OK(
+        tc_set(fx.c, TU_TEXT("at"), TU_BYTES(v, 32768), TC_NO_EXPIRE, NULL, 0));
     cr_assert_eq(row_int("filename IS NULL", "under"), 1);
     cr_assert_eq(row_int("mode", "under"), 1);
     cr_assert_eq(row_int("filename IS NULL", "at"), 0);
@@ -395,15 +394,15 @@ Test(types, cache_get_buf_too_small)
     TU_RC(tc_get_buf(fx.c, TU_TEXT("k"), buf, 4, &len, &type, &exp, 0),
           TC_ETOOSMALL);
     cr_assert_eq(len, 10, "needed length reported, got %zu", len);
-    TU_OK(tc_get_buf(fx.c, TU_TEXT("k"), buf, sizeof buf, &len, &type, &exp,
-                     0));
+    TU_OK(
+        tc_get_buf(fx.c, TU_TEXT("k"), buf, sizeof buf, &len, &type, &exp, 0));
     cr_assert_eq(len, 10);
     cr_assert_eq(type, TC_TEXT);
     cr_assert(memcmp(buf, "0123456789", 10) == 0);
     cr_assert(isinf(exp), "no expiry is TC_NO_EXPIRE");
-    TU_RC(tc_get_buf(fx.c, TU_TEXT("nope"), buf, sizeof buf, &len, NULL, NULL,
-                     0),
-          TC_NOTFOUND);
+    TU_RC(
+        tc_get_buf(fx.c, TU_TEXT("nope"), buf, sizeof buf, &len, NULL, NULL, 0),
+        TC_NOTFOUND);
 }
 
 Test(types, cache_get_buf_numbers_and_files)
@@ -482,8 +481,7 @@ Test(types, cache_tag_types_roundtrip)
         else if (tags[i]->type == TC_REAL)
             cr_assert_eq(it.tag.d, 0.5);
         else
-            cr_assert(it.tag.len == 1 &&
-                      !memcmp(it.tag.ptr, tags[i]->ptr, 1));
+            cr_assert(it.tag.len == 1 && !memcmp(it.tag.ptr, tags[i]->ptr, 1));
         tc_item_clear(&it);
     }
 }
@@ -532,4 +530,53 @@ Test(types, cache_read_fd)
     int fd = -1;
     TU_RC(tc_read(fx.c, TU_TEXT("none"), &fd, 0), TC_NOTFOUND);
     free(v);
+}
+
+/* tc_get leaves @out untouched on anything but TC_OK. */
+Test(types, cache_get_miss_leaves_out_untouched)
+{
+    tc_item it = TC_ITEM_INIT;
+    it.value.type = 77;
+    it.expire_time = 123.0;
+    TU_RC(tc_get(fx.c, TU_TEXT("missing"), &it, 0), TC_NOTFOUND);
+    cr_assert_eq(it.value.type, 77);
+    cr_assert_eq(it.expire_time, 123.0);
+}
+
+/* One table, three outputs: every code has a stable name and a message. */
+Test(types, api_error_names)
+{
+#define CHECK_NAME(name, code, msg)            \
+    cr_assert_str_eq(tc_errname(code), #name); \
+    cr_assert_str_eq(tc_strerror(code), msg);
+    TC_RC_MAP(CHECK_NAME)
+#undef CHECK_NAME
+    cr_assert_not_null(tc_strerror(12345));
+    cr_assert_not_null(tc_errname(-12345));
+    cr_assert_not_null(tc_errmsg());
+    cr_assert_str_eq(tc_version(), "0.1.0");
+}
+
+/* An overwrite is an UPDATE: rowid kept, store_time = access_time = now,
+ * access_count reset to 0. */
+Test(types, cache_overwrite_updates_row_times)
+{
+    tu_set(fx.c, TU_TEXT("a"), TU_INT(1));
+    tu_set(fx.c, TU_TEXT("b"), TU_INT(1));
+    sqlite3 *db = tu_db_open(fx.dir);
+    int64_t rowid = tu_db_int(db, -1, "SELECT rowid FROM Cache WHERE key='a'");
+    tu_db_exec(db, "UPDATE Cache SET access_count = 5 WHERE key = 'a'");
+    tu_clock_advance(&fx.clk, 5);
+    TU_OK(tc_set(fx.c, TU_TEXT("a"), TU_INT(2), 10, NULL, 0));
+    cr_assert_eq(tu_db_int(db, -1, "SELECT rowid FROM Cache WHERE key='a'"),
+                 rowid);
+    cr_assert_eq(tu_db_real(db, "SELECT store_time FROM Cache WHERE key='a'"),
+                 TU_T0 + 5);
+    cr_assert_eq(tu_db_real(db, "SELECT access_time FROM Cache WHERE key='a'"),
+                 TU_T0 + 5);
+    cr_assert_eq(tu_db_real(db, "SELECT expire_time FROM Cache WHERE key='a'"),
+                 TU_T0 + 15);
+    cr_assert_eq(
+        tu_db_int(db, -1, "SELECT access_count FROM Cache WHERE key='a'"), 0);
+    sqlite3_close(db);
 }
