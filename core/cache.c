@@ -90,13 +90,13 @@ int tc_set_setting(tc_cache *c, const char *name, const tc_data *value)
         return rc;
     for (int i = 0; i < c->npending; i++) {
         if (c->pending[i].idx == idx) {
-            tc_value_clear(&c->pending[i].value);
-            c->pending[i].value = norm;
+            tc__value_move(&c->pending[i].value, &norm);
             return TC_OK;
         }
     }
     c->pending[c->npending].idx = idx;
-    c->pending[c->npending++].value = norm;
+    c->pending[c->npending].value = (tc_value)TC_VALUE_INIT;
+    tc__value_move(&c->pending[c->npending++].value, &norm);
     return TC_OK;
 }
 
@@ -340,8 +340,11 @@ int tc_set_many(tc_cache *c, const tc_data *keys, const tc_data *vals, size_t n,
         return tc__err(TC_EINVAL, "tc_set_many: expire is NaN");
     for (size_t i = 0; i < n; i++) {
         if ((rc = tc__check_key(&keys[i])) ||
-            (rc = tc__check_value(&vals[i], "value")))
-            return tc__err(rc, "tc_set_many: item %zu: %s", i, tc_errmsg());
+            (rc = tc__check_value(&vals[i], "value"))) {
+            char why[400];
+            snprintf(why, sizeof why, "%s", tc_errmsg());
+            return tc__err(rc, "tc_set_many: item %zu: %s", i, why);
+        }
     }
     /* Files first, outside the lock; then one transaction over the
      * shards involved (all of them, locked in order). */

@@ -68,6 +68,9 @@ TC_HIDDEN int tc__column_value(sqlite3_stmt *st, int col, tc_value *out);
 TC_HIDDEN int tc__value_set_bytes(tc_value *out, int type, const void *p,
                                   size_t n);
 TC_HIDDEN void tc__value_set_int(tc_value *out, int64_t i);
+/* Move a value/item (fixing self-pointers of numbers); @src is reset. */
+TC_HIDDEN void tc__value_move(tc_value *dst, tc_value *src);
+TC_HIDDEN void tc__item_move(tc_item *dst, tc_item *src);
 TC_HIDDEN void tc__value_set_real(tc_value *out, double d);
 /* Key read from a row: raw=0 keys are python pickles. */
 TC_HIDDEN int tc__column_key(sqlite3_stmt *st, int kcol, int rawcol,

@@ -170,12 +170,7 @@ int tc_iter_next(tc_iter *it, tc_value *key)
             tc_value_clear(key);
             int rc = it->page_rc[i];
             if (rc == TC_OK) {
-                *key = it->page[i];
-                if (key->type == TC_INT)
-                    key->ptr = &key->i;
-                else if (key->type == TC_REAL)
-                    key->ptr = &key->d;
-                it->page[i] = (tc_value)TC_VALUE_INIT;
+                tc__value_move(key, &it->page[i]);
             }
             return rc;
         }

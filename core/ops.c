@@ -472,8 +472,7 @@ int tc__op_get(tc_cache *c, int shard, const tc_data *key, tc_item *out,
                 rc = urc;
         }
         if (rc == TC_OK && out) {
-            tc_item_clear(out);
-            *out = tmp;
+            tc__item_move(out, &tmp);
         } else {
             tc_item_clear(&tmp);
         }
@@ -896,8 +895,7 @@ int tc_pop(tc_cache *c, const tc_data *key, tc_item *out, unsigned flags)
     if (erc < 0)
         rc = erc;
     if (rc == TC_OK && out) {
-        tc_item_clear(out);
-        *out = tmp;
+        tc__item_move(out, &tmp);
     } else {
         tc_item_clear(&tmp);
     }
@@ -1088,8 +1086,7 @@ static int queue_take(tc_cache *c, const char *prefix, int side, bool remove,
         rc = tc__work_end(&w, rc);
         if (rc == TC_OK && !expired && frc == TC_OK) {
             if (out) {
-                tc_item_clear(out);
-                *out = tmp;
+                tc__item_move(out, &tmp);
             } else {
                 tc_item_clear(&tmp);
             }
@@ -1150,8 +1147,7 @@ int tc_peekitem(tc_cache *c, int last, tc_item *out, unsigned flags)
         sqlite3_reset(st);
         rc = tc__work_end(&w, rc);
         if (rc == TC_OK && out) {
-            tc_item_clear(out);
-            *out = tmp;
+            tc__item_move(out, &tmp);
         } else {
             tc_item_clear(&tmp);
         }

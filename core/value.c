@@ -64,6 +64,33 @@ void tc_item_clear(tc_item *it)
     it->expire_time = 0;
 }
 
+/* Numbers point at their own i/d field: fix that up after a struct copy. */
+static void value_moved(tc_value *v)
+{
+    if (v->type == TC_INT)
+        v->ptr = &v->i;
+    else if (v->type == TC_REAL)
+        v->ptr = &v->d;
+}
+
+void tc__value_move(tc_value *dst, tc_value *src)
+{
+    tc_value_clear(dst);
+    *dst = *src;
+    value_moved(dst);
+    *src = (tc_value)TC_VALUE_INIT;
+}
+
+void tc__item_move(tc_item *dst, tc_item *src)
+{
+    tc_item_clear(dst);
+    *dst = *src;
+    value_moved(&dst->key);
+    value_moved(&dst->value);
+    value_moved(&dst->tag);
+    *src = (tc_item)TC_ITEM_INIT;
+}
+
 void tc_free(void *p)
 {
     free(p);
