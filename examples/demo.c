@@ -84,6 +84,7 @@ int main(int argc, char **argv)
     printf("parent set demo:greeting\n");
     bump(c, "parent");
 
+    fflush(stdout); /* nothing buffered may be printed twice */
     pid_t pid = fork();
     if (pid < 0) {
         perror("fork");
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
         printf("child  set demo:reply\n");
         bump(cc, "child");
         tc_close(cc);
+        fflush(stdout);
         _exit(0);
     }
     int status;

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,7 +98,10 @@ static int gather_stats(tc_cache *c, struct stats *st)
         return fail_rc(what, TC_ENOMEM);
     for (int i = 0; i < st->nseqs; i++) {
         rc = tc_commit_seq(c, i, &st->seqs[i]);
-        if (rc != TC_OK)
+        /* A read-only python-diskcache directory has no sequence. */
+        if (rc == TC_ENOCACHE)
+            st->seqs[i] = UINT64_MAX;
+        else if (rc != TC_OK)
             return fail_rc("commit_seq", rc);
     }
     return 0;
@@ -130,7 +134,10 @@ static void print_stats_json(tc_cache *c, const struct stats *st)
     fputs("}, \"commit_seq\": [", stdout);
     for (int i = 0; i < st->nseqs; i++) {
         fputs(i ? ", " : "", stdout);
-        json_u64(st->seqs[i]);
+        if (st->seqs[i] == UINT64_MAX)
+            fputs("null", stdout);
+        else
+            json_u64(st->seqs[i]);
     }
     fputs("]}\n", stdout);
 }
@@ -150,13 +157,19 @@ static void print_stats_plain(tc_cache *c, const struct stats *st)
         printf("%-19s -\n%-19s -\n", "hits", "misses");
     }
     for (size_t i = 0; i < N_STAT_SETTINGS; i++) {
-        printf("%-19s ", stat_settings[i]);
+        /* A FanoutCache stores size_limit per shard, as diskcache. */
+        bool per_shard = st->shards && !strcmp(stat_settings[i], "size_limit");
+        printf("%-19s ", per_shard ? "size_limit/shard" : stat_settings[i]);
         print_plain(&st->settings[i]);
         putchar('\n');
     }
     printf("%-19s", "commit_seq");
-    for (int i = 0; i < st->nseqs; i++)
-        printf(" %" PRIu64, st->seqs[i]);
+    for (int i = 0; i < st->nseqs; i++) {
+        if (st->seqs[i] == UINT64_MAX)
+            fputs(" -", stdout);
+        else
+            printf(" %" PRIu64, st->seqs[i]);
+    }
     putchar('\n');
 }
 
