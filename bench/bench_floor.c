@@ -406,38 +406,56 @@ int64_t floor_incr(struct floor *f, int shard, const char *key, size_t klen,
 }
 
 /*
- * Batches: one transaction per shard, all shards begun in order (as
- * tc_set_many locks "all shards in order"), one cull per shard per batch.
+ * Batches: one transaction per shard the batch touches, begun in shard
+ * order (as tc_set_many locks "the shards this batch touches, in order"),
+ * one cull per shard per batch (DESIGN-BRIEF section 8).
  */
+static void mark(const struct floor *f, const int *shards, size_t n, bool *used)
+{
+    size_t i;
+    memset(used, 0, (size_t)f->n * sizeof(*used));
+    for (i = 0; i < n; i++)
+        used[shards[i]] = true;
+}
+
 void floor_set_many(struct floor *f, const int *shards, const char **keys,
                     const size_t *klens, const char *val, size_t vlen, size_t n)
 {
+    bool used[1000];
     double now = bench_wall();
     size_t i;
     int j;
 
+    mark(f, shards, n, used);
     for (j = 0; j < f->n; j++)
-        begin(&f->sh[j]);
+        if (used[j])
+            begin(&f->sh[j]);
     for (i = 0; i < n; i++)
         put_row(&f->sh[shards[i]], keys[i], klens[i], val, vlen, now);
     for (j = 0; j < f->n; j++)
-        cull(&f->sh[j], now);
+        if (used[j])
+            cull(&f->sh[j], now);
     for (j = 0; j < f->n; j++)
-        commit(f, &f->sh[j]);
+        if (used[j])
+            commit(f, &f->sh[j]);
 }
 
 void floor_delete_many(struct floor *f, const int *shards, const char **keys,
                        const size_t *klens, size_t n)
 {
+    bool used[1000];
     double now = bench_wall();
     size_t i;
     int j;
 
+    mark(f, shards, n, used);
     for (j = 0; j < f->n; j++)
-        begin(&f->sh[j]);
+        if (used[j])
+            begin(&f->sh[j]);
     for (i = 0; i < n; i++)
         if (!delete_row(&f->sh[shards[i]], keys[i], klens[i], now))
             bench_die("floor: delete_many of a missing key");
     for (j = 0; j < f->n; j++)
-        commit(f, &f->sh[j]);
+        if (used[j])
+            commit(f, &f->sh[j]);
 }
