@@ -599,4 +599,18 @@ static inline int tu_run_child(tu_child_fn fn, void *arg, char *msg, size_t cap)
     return tu_wait_exit(pid);
 }
 
+/* tu_value_path - absolute path of the value file of TEXT key @key in the
+ * plain Cache at @dir (asserts that the row has one). */
+static inline void tu_value_path(const char *dir, const char *key, char *out,
+                                 size_t cap)
+{
+    sqlite3 *db = tu_db_open(dir);
+    char *rel =
+        tu_db_text(db, "SELECT filename FROM Cache WHERE key = %Q", key);
+    sqlite3_close(db);
+    cr_assert_not_null(rel);
+    snprintf(out, cap, "%s/%s", dir, rel);
+    free(rel);
+}
+
 #endif /* TC_TESTUTIL_H */

@@ -43,17 +43,6 @@ static void set_big(const char *key, unsigned seed)
     free(v);
 }
 
-static void val_path(const char *key, char *out, size_t cap)
-{
-    sqlite3 *db = tu_db_open(fx.dir);
-    char *rel =
-        tu_db_text(db, "SELECT filename FROM Cache WHERE key = %Q", key);
-    sqlite3_close(db);
-    cr_assert_not_null(rel);
-    snprintf(out, cap, "%s/%s", fx.dir, rel);
-    free(rel);
-}
-
 Test(badinput, badinput_key_too_big)
 {
     size_t n = (size_t)TC_MAX_KEY_BYTES + 1;
@@ -230,7 +219,7 @@ Test(badinput, badinput_value_file_deleted)
     int fd = -1;
     set_big("big", 1);
     tu_set(fx.c, TU_TEXT("small"), TU_INT(1));
-    val_path("big", path, sizeof path);
+    tu_value_path(fx.dir, "big", path, sizeof path);
     cr_assert_eq(unlink(path), 0);
     tu_expect_missing(fx.c, TU_TEXT("big"));
     TU_RC(
@@ -248,7 +237,7 @@ Test(badinput, badinput_value_file_truncated)
     size_t len = 0;
     int rc;
     set_big("big", 1);
-    val_path("big", path, sizeof path);
+    tu_value_path(fx.dir, "big", path, sizeof path);
     cr_assert_eq(truncate(path, 100), 0);
     tc_item it = TC_ITEM_INIT;
     TU_RC2(rc, tc_get(fx.c, TU_TEXT("big"), &it, 0), TC_NOTFOUND, TC_ECORRUPT);
@@ -678,7 +667,7 @@ Test(badinput, badinput_value_file_deleted_pop)
 {
     char path[TU_PATH_MAX];
     set_big("big", 1);
-    val_path("big", path, sizeof path);
+    tu_value_path(fx.dir, "big", path, sizeof path);
     cr_assert_eq(unlink(path), 0);
     tc_item it = TC_ITEM_INIT;
     TU_RC(tc_pop(fx.c, TU_TEXT("big"), &it, 0), TC_NOTFOUND);

@@ -59,17 +59,6 @@ static void set_big(const char *key, size_t n, unsigned seed)
     free(v);
 }
 
-static void val_path(const char *key, char *out, size_t cap)
-{
-    sqlite3 *db = tu_db_open(fx.dir);
-    char *rel =
-        tu_db_text(db, "SELECT filename FROM Cache WHERE key = %Q", key);
-    sqlite3_close(db);
-    cr_assert_not_null(rel);
-    snprintf(out, cap, "%s/%s", fx.dir, rel);
-    free(rel);
-}
-
 static void cull_limit_0(tc_cache *c)
 {
     TU_OK(tc_set_setting(c, "cull_limit", TU_INT(0)));
@@ -222,7 +211,7 @@ Test(maint, cache_check_missing_file_fix)
     char path[TU_PATH_MAX];
     set_big("big", 40000, 1);
     set_big("keep", 40000, 2);
-    val_path("big", path, sizeof path);
+    tu_value_path(fx.dir, "big", path, sizeof path);
     cr_assert_eq(unlink(path), 0);
 
     cr_assert_geq(run_check(0, &w), 1);
@@ -272,7 +261,7 @@ Test(maint, cache_check_wrong_file_size_fix)
     struct warns w;
     char path[TU_PATH_MAX];
     set_big("big", 40000, 1);
-    val_path("big", path, sizeof path);
+    tu_value_path(fx.dir, "big", path, sizeof path);
     FILE *f = fopen(path, "ab");
     cr_assert_not_null(f);
     fwrite("xx", 1, 2, f);
