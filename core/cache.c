@@ -355,11 +355,18 @@ int tc_set_many(tc_cache *c, const tc_data *keys, const tc_data *vals, size_t n,
     for (; made < n && rc == TC_OK; made++)
         rc = tc__store_prepare(c, &c->shard[shard_of(c, &keys[made])],
                                &vals[made], &sto[made]);
+    /* Items per shard: each shard is culled once at the end of the batch
+     * with cull_limit per item written, not once per row. */
+    size_t *per_shard = calloc((size_t)c->nshards, sizeof *per_shard);
     bool *involved = calloc((size_t)c->nshards, sizeof *involved);
-    if (rc == TC_OK && !involved)
+    int *shard = calloc(n ? n : 1, sizeof *shard);
+    if (rc == TC_OK && (!involved || !per_shard || !shard))
         rc = tc__err(TC_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == TC_OK && i < n; i++)
-        involved[shard_of(c, &keys[i])] = true;
+    for (size_t i = 0; rc == TC_OK && i < n; i++) {
+        shard[i] = shard_of(c, &keys[i]);
+        involved[shard[i]] = true;
+        per_shard[shard[i]]++;
+    }
     /* Joining an open transaction needs all shards; else lock only the
      * shards this batch touches. */
     if (rc == TC_OK)
@@ -370,19 +377,37 @@ int tc_set_many(tc_cache *c, const tc_data *keys, const tc_data *vals, size_t n,
         for (size_t i = 0; i < made; i++)
             tc__store_discard(&c->shard[shard_of(c, &keys[i])], &sto[i]);
         free(sto);
+        free(per_shard);
+        free(shard);
         return rc;
     }
     for (size_t i = 0; i < n && rc == TC_OK; i++) {
         struct tc_work w;
-        int sh = shard_of(c, &keys[i]);
-        rc = tc__work_write(c, sh, flags, &w);
+        rc = tc__work_write(c, shard[i], flags, &w);
         if (rc == TC_OK) {
+            w.defer_cull = true;
             rc = tc__work_created(&w, sto[i].filename);
             if (rc == TC_OK)
                 rc = tc__op_set_in(&w, &keys[i], &sto[i], expire, tag);
             rc = tc__work_end(&w, rc);
         }
     }
+    for (int sh = 0; rc == TC_OK && sh < c->nshards; sh++) {
+        struct tc_work w;
+        if (!per_shard[sh])
+            continue;
+        rc = tc__work_write(c, sh, flags, &w);
+        if (rc == TC_OK) {
+            int64_t limit = w.set.cull_limit;
+            if (limit > 0 && (uint64_t)limit <= INT64_MAX / per_shard[sh])
+                limit *= (int64_t)per_shard[sh];
+            else if (limit > 0)
+                limit = INT64_MAX;
+            rc = tc__work_end(&w, tc__cull_inline(&w, tc__now(c), limit));
+        }
+    }
+    free(per_shard);
+    free(shard);
     /* Files of items not reached were never handed to a transaction. */
     if (rc) {
         int rrc = tc_rollback(c);

@@ -268,6 +268,7 @@ struct tc_work {
     bool write;         /* this work opened BEGIN IMMEDIATE itself */
     struct tc_files own_doomed, own_created;
     struct tc_settings set; /* settings snapshot */
+    bool defer_cull;        /* a batch culls once at its end, not per row */
 };
 
 TC_HIDDEN int tc__work_read(tc_cache *c, int shard, struct tc_work *w);

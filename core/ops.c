@@ -189,35 +189,55 @@ static int delete_selected(struct tc_work *w, sqlite3_stmt *sel,
     return TC_OK;
 }
 
+/* Remove up to @limit expired rows, then, while the shard is over its
+ * size limit, the rest of @limit by the eviction policy. A single set uses
+ * cull_limit (diskcache's rule); a batch passes cull_limit per item it
+ * wrote. */
 int tc__cull_inline(struct tc_work *w, double now, int64_t limit)
 {
-    struct tc_conn *k = w->k;
-    int64_t n = 0;
-    int rc;
-
-    if (limit <= 0)
-        return TC_OK;
-    sqlite3_stmt *st = tc__stmt(k, ST_CULL_EXPIRED_SEL);
-    if (!st)
-        return TC_EINTERNAL;
-    sqlite3_bind_double(st, 1, now);
-    sqlite3_bind_int64(st, 2, limit > 128 ? 128 : limit);
-    if ((rc = delete_selected(w, st, &n)))
-        return rc;
-    limit -= n;
-    if (limit <= 0 || w->set.policy == TC_POLICY_NONE)
-        return TC_OK;
-    uint64_t vol;
-    if ((rc = tc__volume(w, &vol)))
-        return rc;
-    if ((double)vol < w->set.size_limit)
-        return TC_OK;
     static const enum tc_stmt_id cull[] = {ST_CULL_LRS, ST_CULL_LRS,
                                            ST_CULL_LRU, ST_CULL_LFU};
-    if (!(st = tc__stmt(k, cull[w->set.policy])))
-        return TC_EINTERNAL;
-    sqlite3_bind_int64(st, 1, limit > 128 ? 128 : limit);
-    return delete_selected(w, st, &n);
+    struct tc_conn *k = w->k;
+    int64_t budget = limit, n;
+    /* Evict in steps of cull_limit, re-checking the volume between steps,
+     * so a batch removes no more than per-item sets would. */
+    int64_t step = w->set.cull_limit < 1     ? 1
+                   : w->set.cull_limit > 128 ? 128
+                                             : w->set.cull_limit;
+    int rc;
+
+    while (budget > 0) {
+        sqlite3_stmt *st = tc__stmt(k, ST_CULL_EXPIRED_SEL);
+        if (!st)
+            return TC_EINTERNAL;
+        sqlite3_bind_double(st, 1, now);
+        sqlite3_bind_int64(st, 2, budget > 128 ? 128 : budget);
+        n = 0;
+        if ((rc = delete_selected(w, st, &n)))
+            return rc;
+        budget -= n;
+        if (n < 128)
+            break;
+    }
+    /* What expiry removed counts against the budget, as in diskcache. */
+    while (budget > 0 && w->set.policy != TC_POLICY_NONE) {
+        uint64_t vol;
+        if ((rc = tc__volume(w, &vol)))
+            return rc;
+        if ((double)vol < w->set.size_limit)
+            break;
+        sqlite3_stmt *st = tc__stmt(k, cull[w->set.policy]);
+        if (!st)
+            return TC_EINTERNAL;
+        sqlite3_bind_int64(st, 1, budget > step ? step : budget);
+        n = 0;
+        if ((rc = delete_selected(w, st, &n)))
+            return rc;
+        budget -= n;
+        if (n == 0)
+            break;
+    }
+    return TC_OK;
 }
 
 int tc__row_fetch(struct tc_shard *s, sqlite3_stmt *st, int base, tc_item *out)
@@ -381,7 +401,7 @@ int tc__row_put(struct tc_work *w, const tc_data *key,
     } else {
         rc = insert_row(w, key, now, expire_time, tag, sto);
     }
-    if (rc)
+    if (rc || w->defer_cull)
         return rc;
     return tc__cull_inline(w, now, w->set.cull_limit);
 }

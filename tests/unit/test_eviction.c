@@ -173,3 +173,45 @@ Test(eviction, cache_lfu_get_counts_accesses)
     cr_assert_eq(tu_db_int(db, -1, "SELECT access_count FROM Cache"), 3);
     sqlite3_close(db);
 }
+
+static void configure_inline_cull(tc_cache *c)
+{
+    TU_OK(tc_set_setting(c, "cull_limit", TU_INT(10)));
+    TU_OK(tc_set_setting(c, "size_limit", TU_INT(LIMIT)));
+    TU_OK(tc_set_setting(c, "eviction_policy", TU_TEXT(policy)));
+}
+
+/* set_many culls each shard once at the end of the batch with cull_limit
+ * per item written: the cache ends bounded as per-item sets would leave
+ * it, the oldest items are the victims, expired rows go first, and every
+ * victim's file is removed. */
+Test(eviction, cache_set_many_culls_once_per_batch)
+{
+    enum { BATCH = 40 };
+    tc_data keys[BATCH], vals[BATCH];
+    int64_t ids[BATCH];
+    uint64_t vol = 0;
+    policy = "least-recently-stored";
+    fx.c = tu_open_ex(fx.dir, TC_SHARDS_PLAIN, &fx.clk, configure_inline_cull);
+    TU_OK(tc_set(fx.c, TU_TEXT("expiring"), TU_INT(1), 1, NULL, 0));
+    tu_clock_advance(&fx.clk, 5);
+    char *v = tu_pattern(ITEM_BYTES, 2);
+    for (int i = 0; i < BATCH; i++) {
+        ids[i] = i;
+        keys[i] = (tc_data){&ids[i], 8, TC_INT};
+        vals[i] = (tc_data){v, ITEM_BYTES, TC_BYTES};
+    }
+    TU_OK(tc_set_many(fx.c, keys, vals, BATCH, TC_NO_EXPIRE, NULL, 0));
+    free(v);
+    TU_OK(tc_volume(fx.c, &vol));
+    cr_assert_leq(vol, LIMIT, "volume %llu over size_limit after set_many",
+                  (unsigned long long)vol);
+    cr_assert_eq(tc_contains(fx.c, TU_TEXT("expiring")), TC_NOTFOUND);
+    int64_t left = tu_length(fx.c);
+    cr_assert(left > 0 && left < BATCH, "%lld items left", (long long)left);
+    for (int i = 0; i < BATCH; i++)
+        cr_assert_eq(tc_contains(fx.c, TU_INT(i)),
+                     i < BATCH - left ? TC_NOTFOUND : TC_OK,
+                     "key %d: the oldest items are culled first", i);
+    cr_assert_eq(tu_count_val_files(fx.dir), left, "victims' files removed");
+}
