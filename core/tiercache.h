@@ -222,8 +222,14 @@ TC_API int tc_set_timeout(tc_cache *c, double seconds);
  */
 TC_API int tc_set_setting(tc_cache *c, const char *name, const tc_data *value);
 
-/* tc_set_hot_size - bytes of shared memory for the hot tier (reserved for
- * the hot tier; 0 disables it for this process). */
+/*
+ * tc_set_hot_size - bytes of shared memory for the hot tier.
+ * The size is a property of the cache: the value given when the cache
+ * directory is created is recorded in its metadata (default 64 MiB) and
+ * every later open uses the recorded size. 0 means "this process does not
+ * read through the hot tier"; its writes still invalidate and publish
+ * through an existing segment, so other processes stay coherent.
+ */
 TC_API int tc_set_hot_size(tc_cache *c, uint64_t bytes);
 
 /* A clock returning Unix seconds; tests inject one to control expiry. */
@@ -462,6 +468,52 @@ TC_API void tc_iter_close(tc_iter *it);
 /* tc_fanout_hash - python-diskcache's Disk.hash of a key (the shard is
  * this value modulo the shard count). */
 TC_API int tc_fanout_hash(const tc_data *key, uint64_t *hash);
+
+/* ===================================================================== */
+/* Hot tier (shared-memory segment in front of SQLite)                   */
+
+/* Counters summed over every process's own record, plus the segment's
+ * occupancy. Counters of processes that exited are kept in the segment
+ * until their slot is reused. */
+typedef struct tc_hot_stats {
+    int attached;        /* 1 if this handle has a segment */
+    int reading;         /* 1 if this handle reads through it */
+    uint64_t size;       /* segment bytes (hot_size) */
+    uint64_t free_bytes; /* bytes in free chunks and unassigned pages */
+    uint64_t items;      /* published items */
+    uint32_t processes;  /* live process slots */
+    uint64_t hits, misses, fills, fill_rejects, publishes, invalidations,
+        retries, evictions, lock_repairs, recovered;
+} tc_hot_stats;
+
+/* tc_hot_stats_get - fill @out (zeroed when the cache has no segment). */
+TC_API int tc_hot_stats_get(tc_cache *c, tc_hot_stats *out);
+
+/*
+ * tc_hot_check - check the segment's structure (every offset, length,
+ * lock and chunk state) and compare every live hot entry with SQLite.
+ * @problems receives the count; @fn (may be NULL) gets each as kind
+ * "hot-structure" or "hot-stale". Thread-safe; reads only.
+ */
+TC_API int tc_hot_check(tc_cache *c, tc_warning_fn fn, void *arg,
+                        uint64_t *problems);
+
+/*
+ * tc_hot_recover - one recovery pass: find process slots whose owner died
+ * (kernel-released byte locks), release the bucket locks, fill leases and
+ * chunks they held, and bring each shard's fill floor back in line with
+ * SQLite. @recovered receives the number of dead slots recovered.
+ */
+TC_API int tc_hot_recover(tc_cache *c, uint64_t *recovered);
+
+/* tc_hot_drop - remove the segment of the cache in @dir (if any), so the
+ * next open creates a fresh one. Processes still attached keep their
+ * mapping until they notice the segment is retired. */
+TC_API int tc_hot_drop(const char *dir);
+
+/* tc_hot_gc - remove segments whose cache directory no longer exists (or
+ * is another directory now). @removed receives the count. */
+TC_API int tc_hot_gc(uint64_t *removed);
 
 /* tc_commit_seq - the commit sequence of @shard (0 for a plain Cache),
  * bumped inside every write transaction. */

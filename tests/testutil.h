@@ -398,6 +398,23 @@ static inline tc_cache *tu_open_ex(const char *dir, int shards,
     return c;
 }
 
+/* tu_open_hot - like tu_open_ex, with the hot tier on: @hot_size bytes
+ * (recorded when the directory is created; TU_HOT_SIZE is small enough for
+ * many test caches at once). */
+#define TU_HOT_SIZE (8u << 20)
+static inline tc_cache *tu_open_hot(const char *dir, int shards,
+                                    struct tu_clock *clk, uint64_t hot_size)
+{
+    tc_cache *c = NULL;
+    TU_OK(tc_create(&c));
+    TU_OK(tc_set_hot_size(c, hot_size));
+    TU_OK(tc_set_shards(c, shards));
+    if (clk)
+        TU_OK(tc_set_clock(c, tu_clock_fn, clk));
+    TU_OK(tc_open(c, dir, 0));
+    return c;
+}
+
 static inline tc_cache *tu_open(const char *dir, struct tu_clock *clk)
 {
     return tu_open_ex(dir, TC_SHARDS_PLAIN, clk, NULL);
@@ -490,6 +507,7 @@ static inline void tu_fx_fini(void)
 {
     tc_close(fx.c);
     fx.c = NULL;
+    (void)tc_hot_drop(fx.dir); /* never leave a segment in /dev/shm */
     tu_rmrf(fx.base);
 }
 
