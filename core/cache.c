@@ -37,6 +37,7 @@ int tc_create(tc_cache **out)
     c->timeout = 60.0;
     c->hot_size = 64ull << 20;
     c->fork_gen = atomic_load(&tc__fork_gen);
+    pthread_mutex_init(&c->hot_lock, NULL);
     *out = c;
     return TC_OK;
 }
@@ -247,6 +248,7 @@ int tc_open(tc_cache *c, const char *dir, unsigned flags)
         if ((rc = tc__schema_open_shard(c, &c->shard[i])))
             goto fail;
     c->opened = true;
+    tc__hot_open(c); /* cold-only when the segment cannot be used */
     return TC_OK;
 fail:
     free_shards(c);
@@ -264,6 +266,7 @@ void tc_close(tc_cache *c)
     struct tc_txn *t;
     while (c->opened && (t = tc__txn_find(c)))
         tc_rollback(c);
+    tc__hot_close(c);
     free_shards(c);
     free(c->dir);
     for (int i = 0; i < c->npending; i++)

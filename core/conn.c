@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../shm/hot.h"
 #include "internal.h"
 
 atomic_uint tc__fork_gen = 1;
@@ -54,7 +55,9 @@ void tc__after_fork_check(tc_cache *c)
         c->shard[i].idle = NULL;
         pthread_mutex_init(&c->shard[i].lock, NULL);
     }
+    pthread_mutex_init(&c->hot_lock, NULL);
     c->fork_gen = gen;
+    tc__hot_after_fork(c);
 }
 
 double tc__now(const tc_cache *c)
@@ -85,11 +88,17 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_SEQ_BUMP] = "UPDATE TiercacheMeta SET value = value + 1"
-                    " WHERE key = 'commit_seq'",
+                    " WHERE key = 'commit_seq' RETURNING value",
     [ST_SEQ_GET] = "SELECT value FROM TiercacheMeta WHERE key = 'commit_seq'",
     [ST_GET] = "SELECT rowid, " ROW_COLS " FROM Cache"
                " WHERE key = ? AND raw = 1"
                " AND (expire_time IS NULL OR expire_time > ?)",
+    /* The same row and, in the same read snapshot, the commit sequence: a
+     * hot-tier fill is versioned by it (DESIGN-BRIEF 9.1). */
+    [ST_GET_SNAP] = "SELECT rowid, " ROW_COLS ", (SELECT value FROM"
+                    " TiercacheMeta WHERE key = 'commit_seq') FROM Cache"
+                    " WHERE key = ? AND raw = 1"
+                    " AND (expire_time IS NULL OR expire_time > ?)",
     [ST_CONTAINS] = "SELECT rowid FROM Cache WHERE key = ? AND raw = 1"
                     " AND (expire_time IS NULL OR expire_time > ?)",
     [ST_SELECT_ROWID] = "SELECT rowid, filename, expire_time, mode, value"
@@ -228,10 +237,13 @@ int tc__conn_open(tc_cache *c, struct tc_shard *s, struct tc_conn **out)
     sqlite3_extended_result_codes(k->db, 0);
     sqlite3_busy_timeout(k->db, (int)fmin(c->timeout * 1000.0, 2e9));
     k->fork_gen = c->fork_gen;
+    k->cache = c;
+    k->shard = s->index;
     if ((rc = tc__schema_conn_pragmas(k))) {
         tc__conn_close(k);
         return rc;
     }
+    tc__hot_conn_init(c, k);
     *out = k;
     return TC_OK;
 }
@@ -369,10 +381,35 @@ static int begin_immediate(tc_cache *c, struct tc_conn *k, unsigned flags)
     }
     /* Invariant 2: the commit sequence moves inside every write. */
     sqlite3_stmt *st = tc__stmt(k, ST_SEQ_BUMP);
-    int rc = tc__exec_stmt(k, st, "bumping the commit sequence");
-    if (rc)
+    int rc = st ? TC_OK : TC_EINTERNAL;
+    k->seq = 0;
+    if (st) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            sqlite3_int64 v = sqlite3_column_int64(st, 0);
+            k->seq = v > 0 ? (uint64_t)v : 0;
+            src = sqlite3_step(st);
+        }
+        if (src != SQLITE_DONE)
+            rc = tc__sqlerr(k->db, src, "bumping the commit sequence");
+        sqlite3_reset(st);
+    }
+    if (rc) {
         tc__exec(k->db, "ROLLBACK", "rollback");
-    return rc;
+        return rc;
+    }
+    /* Hot-tier floor: fills from older snapshots are refused from now. */
+    tc__hot_write_begin(c, k);
+    return TC_OK;
+}
+
+/* Roll back a write transaction of @k, first lowering the hot-tier floor
+ * it raised (we still hold the write lock). */
+static void rollback_write(tc_cache *c, struct tc_conn *k)
+{
+    tc__hot_write_abort(c, k);
+    k->seq = 0;
+    tc__exec(k->db, "ROLLBACK", "rollback");
 }
 
 int tc__txn_begin(tc_cache *c, const bool *involved, unsigned flags)
@@ -413,7 +450,7 @@ int tc__txn_begin(tc_cache *c, const bool *involved, unsigned flags)
         for (int j = 0; j < i; j++) {
             if (!t->conns[j])
                 continue;
-            tc__exec(t->conns[j]->db, "ROLLBACK", "rollback");
+            rollback_write(c, t->conns[j]);
             checkin(c, &c->shard[j], t->conns[j]);
         }
         free(t->conns);
@@ -464,11 +501,12 @@ static int txn_end(tc_cache *c, bool commit)
         if (commit && rc == TC_OK) {
             rc = tc__exec_stmt(k, tc__stmt(k, ST_COMMIT), "committing");
             if (rc) {
-                tc__exec(k->db, "ROLLBACK", "rollback");
+                rollback_write(c, k);
                 commit = false;
             }
+            k->seq = 0;
         } else {
-            tc__exec(k->db, "ROLLBACK", "rollback");
+            rollback_write(c, k);
         }
         /* Shards committed before a failure stay committed: SQLite has no
          * cross-database atomic commit without ATTACH. Say so. */
@@ -529,9 +567,13 @@ int tc__work_write(tc_cache *c, int shard, unsigned flags, struct tc_work *w)
     if (c->readonly)
         return tc__err(TC_EREADONLY, "cache %s is opened read-only", c->dir);
     int rc = work_start(c, shard, w);
-    if (rc || w->txn)
+    if (rc || w->txn) {
+        if (!rc)
+            w->seq = w->k->seq;
         return rc;
+    }
     rc = begin_immediate(c, w->k, flags);
+    w->seq = w->k->seq;
     if (rc) {
         checkin(c, w->s, w->k);
         w->k = NULL;
@@ -572,11 +614,14 @@ int tc__work_end(struct tc_work *w, int rc)
         if (rc >= 0) {
             int crc = tc__exec_stmt(k, tc__stmt(k, ST_COMMIT), "committing");
             if (crc) {
-                tc__exec(k->db, "ROLLBACK", "rollback");
+                rollback_write(w->c, k);
                 rc = crc;
+            } else {
+                TC_CRASH_POINT("after-commit");
             }
+            k->seq = 0;
         } else {
-            tc__exec(k->db, "ROLLBACK", "rollback");
+            rollback_write(w->c, k);
         }
         if (rc >= 0)
             files_remove(w->s, &w->own_doomed);

@@ -148,6 +148,7 @@ enum tc_stmt_id {
     ST_SEQ_BUMP,
     ST_SEQ_GET,
     ST_GET,
+    ST_GET_SNAP,
     ST_CONTAINS,
     ST_SELECT_ROWID,
     ST_INSERT,
@@ -179,6 +180,9 @@ struct tc_conn {
     sqlite3_stmt *st[ST_COUNT_];
     struct tc_conn *next; /* idle list link */
     unsigned fork_gen;    /* fork generation it was opened in */
+    tc_cache *cache;      /* for the hot tier's preupdate hook */
+    int shard;
+    uint64_t seq; /* commit_seq of the open write transaction, else 0 */
 };
 
 struct tc_shard {
@@ -235,6 +239,12 @@ struct tc_cache {
     struct pending_setting pending[TC_SETTING_COUNT];
     int npending;
     unsigned fork_gen;
+    /* hot tier (hotpath.c) */
+    struct tc_hot *_Atomic hot; /* NULL: cold-only */
+    bool hot_read;              /* this process reads through it */
+    pthread_mutex_t hot_lock;   /* serialises re-attaching */
+    struct tc_hot **hot_old;    /* retired views, unmapped at close */
+    size_t hot_old_count;
 };
 
 TC_HIDDEN extern atomic_uint tc__fork_gen;
@@ -269,6 +279,8 @@ struct tc_work {
     struct tc_files own_doomed, own_created;
     struct tc_settings set; /* settings snapshot */
     bool defer_cull;        /* a batch culls once at its end, not per row */
+    uint64_t seq;           /* the write transaction's commit_seq */
+    double expire_time;     /* of the row tc__row_put wrote */
 };
 
 TC_HIDDEN int tc__work_read(tc_cache *c, int shard, struct tc_work *w);
@@ -364,5 +376,33 @@ TC_HIDDEN int tc__shard_cull(tc_cache *c, int shard, uint64_t *count,
 TC_HIDDEN uint64_t tc__shard_length(tc_cache *c, int shard);
 TC_HIDDEN int tc__shard_check(tc_cache *c, int shard, int fix, tc_warning_fn fn,
                               void *arg, uint64_t *warnings, unsigned flags);
+
+/* ---- hotpath.c: the hot tier behind the same calls ------------------- */
+
+struct tc_hot;
+TC_HIDDEN void tc__hot_open(tc_cache *c);
+TC_HIDDEN void tc__hot_close(tc_cache *c);
+TC_HIDDEN void tc__hot_after_fork(tc_cache *c);
+TC_HIDDEN void tc__hot_conn_init(tc_cache *c, struct tc_conn *k);
+/* TC_HOT_HIT (0), TC_HOT_MISS (1) or TC_HOT_TOOSMALL (2) of shm/hot.h. */
+TC_HIDDEN int tc__hot_get(tc_cache *c, int shard, const tc_data *key,
+                          tc_item *out);
+TC_HIDDEN int tc__hot_get_buf(tc_cache *c, int shard, const tc_data *key,
+                              void *buf, size_t cap, size_t *len, int *type,
+                              double *expire);
+TC_HIDDEN bool tc__hot_fill_begin(tc_cache *c, int shard, const tc_data *key,
+                                  tc_item *out, bool *hit);
+TC_HIDDEN void tc__hot_fill_end(tc_cache *c, int shard, const tc_data *key,
+                                const tc_item *it, bool found, uint64_t snap);
+TC_HIDDEN void tc__hot_write_begin(tc_cache *c, struct tc_conn *k);
+TC_HIDDEN void tc__hot_write_abort(tc_cache *c, struct tc_conn *k);
+TC_HIDDEN void tc__hot_publish(tc_cache *c, int shard, const tc_data *key,
+                               const tc_data *val, const tc_data *tag,
+                               double expire, uint64_t n);
+TC_HIDDEN void tc__hot_floor_repair(tc_cache *c, struct tc_hot *h);
+/* A get straight from SQLite (no hot tier); @snap (may be NULL) receives
+ * the commit sequence of the read snapshot. */
+TC_HIDDEN int tc__op_get_cold(tc_cache *c, int shard, const tc_data *key,
+                              tc_item *out, uint64_t *snap);
 
 #endif /* TC_INTERNAL_H */

@@ -378,6 +378,7 @@ int tc__row_put(struct tc_work *w, const tc_data *key,
     double expire_time = tc__expire_time(now, expire);
     sqlite3_stmt *st;
     int rc = select_row(w, key, &st);
+    w->expire_time = expire_time;
 
     if (rc < 0)
         return rc;
@@ -436,7 +437,14 @@ int tc__op_set(tc_cache *c, int shard, const tc_data *key, const tc_data *val,
         return tc__work_end(&w, rc);
     }
     rc = tc__row_put(&w, key, &sto, expire, tag, add);
-    return tc__work_end(&w, rc);
+    bool publish = rc == TC_OK && val && !w.txn;
+    uint64_t seq = w.seq;
+    double expire_time = w.expire_time;
+    rc = tc__work_end(&w, rc);
+    /* Write-through: committed, now visible in the hot tier. */
+    if (rc == TC_OK && publish)
+        tc__hot_publish(c, shard, key, val, tag, expire_time, seq);
+    return rc;
 }
 
 /* The policy's access update on a hit (LRU/LFU), as diskcache's get. */
@@ -459,8 +467,8 @@ static int touch_access(struct tc_work *w, int64_t rowid, double now)
     return tc__exec_stmt(w->k, st, "recording an access");
 }
 
-int tc__op_get(tc_cache *c, int shard, const tc_data *key, tc_item *out,
-               unsigned flags)
+static int op_get_cold(tc_cache *c, int shard, const tc_data *key,
+                       tc_item *out, uint64_t *snap, unsigned flags)
 {
     struct tc_work w;
     int rc;
@@ -471,7 +479,7 @@ int tc__op_get(tc_cache *c, int shard, const tc_data *key, tc_item *out,
               : tc__work_read(c, shard, &w);
     if (rc)
         return rc;
-    sqlite3_stmt *st = tc__stmt(w.k, ST_GET);
+    sqlite3_stmt *st = tc__stmt(w.k, snap ? ST_GET_SNAP : ST_GET);
     if (!st)
         return tc__work_end(&w, TC_EINTERNAL);
     tc__bind_data(st, 1, key);
@@ -481,6 +489,10 @@ int tc__op_get(tc_cache *c, int shard, const tc_data *key, tc_item *out,
         tc_item tmp = TC_ITEM_INIT;
         rc = tc__row_fetch(w.s, st, 1, &tmp);
         int64_t rowid = sqlite3_column_int64(st, 0);
+        if (snap) {
+            sqlite3_int64 v = sqlite3_column_int64(st, 7);
+            *snap = v > 0 ? (uint64_t)v : 0;
+        }
         sqlite3_reset(st);
         if (slow && rc >= 0) {
             int urc = TC_OK;
@@ -510,6 +522,36 @@ int tc__op_get(tc_cache *c, int shard, const tc_data *key, tc_item *out,
     }
     /* A miss still commits its statistics; an error rolls back. */
     return tc__work_end(&w, rc);
+}
+
+int tc__op_get_cold(tc_cache *c, int shard, const tc_data *key, tc_item *out,
+                    uint64_t *snap)
+{
+    return op_get_cold(c, shard, key, out, snap, 0);
+}
+
+/* A get: the hot tier first; on a miss SQLite, then a fill versioned by
+ * the read snapshot's commit sequence. */
+int tc__op_get(tc_cache *c, int shard, const tc_data *key, tc_item *out,
+               unsigned flags)
+{
+    size_t len;
+    int r = out ? tc__hot_get(c, shard, key, out)
+                : tc__hot_get_buf(c, shard, key, NULL, 0, &len, NULL, NULL);
+    if (r != 1 /* TC_HOT_MISS */)
+        return TC_OK;
+    bool hit = false;
+    if (!tc__hot_fill_begin(c, shard, key, out, &hit))
+        return hit ? TC_OK : op_get_cold(c, shard, key, out, NULL, flags);
+    tc_item tmp = TC_ITEM_INIT;
+    uint64_t snap = 0;
+    int rc = op_get_cold(c, shard, key, &tmp, &snap, flags);
+    tc__hot_fill_end(c, shard, key, &tmp, rc == TC_OK && snap, snap);
+    if (rc == TC_OK && out)
+        tc__item_move(out, &tmp);
+    else
+        tc_item_clear(&tmp);
+    return rc;
 }
 
 /* ---- public single-key operations that live on one shard ------------- */
@@ -593,9 +635,16 @@ int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
     CHECK(tc__check_key(key));
     if (!len || (!buf && cap))
         return tc__err(TC_EINVAL, "tc_get_buf: len is NULL or buf is NULL");
-    /* TODO(#3): the hot tier copies straight into buf; the cold path
-     * reads through a temporary copy. */
-    int rc = tc__op_get(c, shard_of(c, key), key, &it, flags);
+    /* The hot tier copies straight into buf, allocating nothing. */
+    int shard = shard_of(c, key);
+    int hr = tc__hot_get_buf(c, shard, key, buf, cap, len, type, expire_time);
+    if (hr == 0 /* TC_HOT_HIT */)
+        return TC_OK;
+    if (hr == 2 /* TC_HOT_TOOSMALL */)
+        return tc__err(TC_ETOOSMALL,
+                       "tc_get_buf: value has %zu bytes, buffer %zu", *len,
+                       cap);
+    int rc = tc__op_get(c, shard, key, &it, flags);
     if (rc)
         return rc;
     *len = it.value.len;

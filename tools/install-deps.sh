@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential meson ninja-build pkg-config
-  libsqlite3-dev sqlite3 zlib1g-dev
+  libsqlite3-dev sqlite3 zlib1g-dev libxxhash-dev
   libcriterion-dev
   python3 python3-diskcache
   valgrind clang clang-format

@@ -1,0 +1,495 @@
+/*
+ * hotpath.c - where the cold tier meets the hot tier (shm/hot.h):
+ * attaching at open, gets through the segment with fills from SQLite, and
+ * the write-through hooks (docs/ARCHITECTURE.md, "Write path").
+ *
+ * Intents come from SQLite itself: a preupdate hook on every read-write
+ * connection sees each Cache row a transaction inserts, deletes or changes
+ * (whatever code path did it: set, cull, evict, clear, check --fix) and
+ * removes that key from the hot tier before COMMIT.
+ */
+/* The preupdate API is declared only under this macro; meson.build checks
+ * that the linked SQLite provides it. */
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../shm/hot.h"
+#include "internal.h"
+
+/* The current segment of a handle (another thread may swap in a new one
+ * after a retirement; old mappings live until tc_close). */
+static struct tc_hot *hot_of(tc_cache *c)
+{
+    return atomic_load_explicit(&c->hot, memory_order_acquire);
+}
+
+static int read_meta(tc_cache *c, char *id, size_t idlen, uint64_t *hot_size)
+{
+    struct tc_work w;
+    int rc = tc__work_read(c, 0, &w);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = tc__prepare(w.k,
+                     "SELECT key, value FROM TiercacheMeta"
+                     " WHERE key IN ('cache_id', 'hot_size')",
+                     &st);
+    id[0] = 0;
+    *hot_size = 0;
+    while (rc == TC_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        if (k && !strcmp(k, "cache_id")) {
+            const char *v = (const char *)sqlite3_column_text(st, 1);
+            snprintf(id, idlen, "%s", v ? v : "");
+        } else if (k && !strcmp(k, "hot_size")) {
+            sqlite3_int64 v = sqlite3_column_int64(st, 1);
+            *hot_size = v > 0 ? (uint64_t)v : 0;
+        }
+    }
+    sqlite3_finalize(st);
+    return tc__work_end(&w, rc);
+}
+
+/* Attach (creating when @create) the segment of @c. Failures leave the
+ * cache cold-only; the reason stays in tc_errmsg for tc_hot_stats users. */
+static struct tc_hot *attach(tc_cache *c, bool create)
+{
+    char id[128];
+    uint64_t size;
+    struct stat st;
+    if (!c->shard[0].has_meta || read_meta(c, id, sizeof id, &size) ||
+        !id[0] || size == 0 || stat(c->shard[0].dbpath, &st) != 0)
+        return NULL;
+    struct tc_hot_params p = {
+        .dir = c->dir,
+        .cache_id = id,
+        .size = create ? size : 0,
+        .nshards = c->nshards,
+        .uid = st.st_uid,
+        .gid = st.st_gid,
+        .mode = st.st_mode & 0777,
+        .readonly = c->readonly,
+    };
+    struct tc_hot *h = NULL;
+    if (tc_hot_attach(&p, &h))
+        return NULL;
+    return h;
+}
+
+void tc__hot_open(tc_cache *c)
+{
+    c->hot_read = c->hot_size != 0;
+    struct tc_hot *h = attach(c, c->hot_read && !c->readonly);
+    if (h) {
+        uint64_t n = tc_hot_recover_dead(h);
+        (void)n;
+        tc__hot_floor_repair(c, h);
+    }
+    atomic_store(&c->hot, h);
+}
+
+void tc__hot_close(tc_cache *c)
+{
+    tc_hot_detach(atomic_exchange(&c->hot, NULL));
+    for (size_t i = 0; i < c->hot_old_count; i++)
+        tc_hot_detach(c->hot_old[i]);
+    free(c->hot_old);
+    c->hot_old = NULL;
+    c->hot_old_count = 0;
+}
+
+void tc__hot_after_fork(tc_cache *c)
+{
+    struct tc_hot *h = hot_of(c);
+    if (h)
+        (void)tc_hot_after_fork(h);
+}
+
+/* A retired segment: switch to its replacement. Old views are kept until
+ * close, since other threads may still be reading through them. */
+static struct tc_hot *hot_current(tc_cache *c)
+{
+    struct tc_hot *h = hot_of(c);
+    if (!h || !tc_hot_retired(h))
+        return h;
+    pthread_mutex_lock(&c->hot_lock);
+    if (hot_of(c) == h) {
+        struct tc_hot **grown =
+            realloc(c->hot_old, (c->hot_old_count + 1) * sizeof *grown);
+        if (grown) {
+            c->hot_old = grown;
+            c->hot_old[c->hot_old_count++] = h;
+            atomic_store(&c->hot, attach(c, c->hot_read && !c->readonly));
+        }
+    }
+    pthread_mutex_unlock(&c->hot_lock);
+    return hot_of(c);
+}
+
+/* A process that does not read through the hot tier (hot_size 0) still
+ * invalidates a segment that another process created after its open. */
+static struct tc_hot *hot_for_write(tc_cache *c)
+{
+    struct tc_hot *h = hot_current(c);
+    if (h || c->readonly)
+        return h;
+    pthread_mutex_lock(&c->hot_lock);
+    if (!hot_of(c)) {
+        struct tc_hot *n = attach(c, false);
+        if (n)
+            atomic_store(&c->hot, n);
+    }
+    pthread_mutex_unlock(&c->hot_lock);
+    return hot_of(c);
+}
+
+static bool reads_hot(tc_cache *c, int shard)
+{
+    return c->hot_read &&
+           !atomic_load_explicit(&c->shard[shard].slow_get,
+                                 memory_order_relaxed) &&
+           !tc__txn_find(c);
+}
+
+static double hot_now(tc_cache *c)
+{
+    return c->clock ? c->clock(c->clock_arg) : NAN; /* NAN: coarse clock */
+}
+
+int tc__hot_get_buf(tc_cache *c, int shard, const tc_data *key, void *buf,
+                    size_t cap, size_t *len, int *type, double *expire)
+{
+    struct tc_hot *h;
+    if (!reads_hot(c, shard) || !(h = hot_current(c)))
+        return TC_HOT_MISS;
+    return tc_hot_get_buf(h, shard, key, hot_now(c), buf, cap, len, type,
+                          expire);
+}
+
+int tc__hot_get(tc_cache *c, int shard, const tc_data *key, tc_item *out)
+{
+    struct tc_hot *h;
+    if (!reads_hot(c, shard) || !(h = hot_current(c)))
+        return TC_HOT_MISS;
+    return tc_hot_get(h, shard, key, hot_now(c), out);
+}
+
+/* Before a cold read of a hot miss: returns true if the caller should fill
+ * afterwards. Another live filler of the key makes us wait up to 2 ms for
+ * its value (a hit then fills @out and *hit is set). */
+bool tc__hot_fill_begin(tc_cache *c, int shard, const tc_data *key,
+                        tc_item *out, bool *hit)
+{
+    struct tc_hot *h;
+    *hit = false;
+    if (!reads_hot(c, shard) || c->readonly || !(h = hot_current(c)))
+        return false;
+    if (tc_hot_fill_lease(h, shard, key, 0))
+        return true;
+    for (int i = 0; i < 40; i++) {
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+        if (out && tc_hot_get(h, shard, key, hot_now(c), out) == TC_HOT_HIT) {
+            *hit = true;
+            return false;
+        }
+    }
+    return false;
+}
+
+void tc__hot_fill_end(tc_cache *c, int shard, const tc_data *key,
+                      const tc_item *it, bool found, uint64_t snap)
+{
+    struct tc_hot *h = hot_of(c);
+    if (!h)
+        return;
+    if (found)
+        tc_hot_fill(h, shard, key, it, snap);
+    else
+        tc_hot_fill_cancel(h, shard, key);
+}
+
+void tc__hot_write_begin(tc_cache *c, struct tc_conn *k)
+{
+    struct tc_hot *h = hot_for_write(c);
+    if (h)
+        tc_hot_write_begin(h, k->shard, k->seq);
+}
+
+void tc__hot_write_abort(tc_cache *c, struct tc_conn *k)
+{
+    struct tc_hot *h = hot_of(c);
+    if (h && k->seq)
+        tc_hot_write_abort(h, k->shard, k->seq);
+}
+
+void tc__hot_publish(tc_cache *c, int shard, const tc_data *key,
+                     const tc_data *val, const tc_data *tag, double expire,
+                     uint64_t n)
+{
+    struct tc_hot *h = hot_of(c);
+    if (h && n)
+        tc_hot_publish(h, shard, key, val, tag, expire, n);
+}
+
+/* A writer that died between BEGIN and COMMIT left the floor above what
+ * SQLite committed: fills of that shard would fail until its next write.
+ * Commit an empty write transaction there (it bumps the sequence). */
+void tc__hot_floor_repair(tc_cache *c, struct tc_hot *h)
+{
+    if (c->readonly)
+        return;
+    for (int i = 0; i < c->nshards; i++) {
+        uint64_t seq = 0;
+        if (tc_hot_floor(h, i) == 0 || tc_commit_seq(c, i, &seq) != TC_OK ||
+            tc_hot_floor(h, i) <= seq)
+            continue;
+        struct tc_work w;
+        if (tc__work_write(c, i, 0, &w) == TC_OK)
+            (void)tc__work_end(&w, TC_OK);
+    }
+}
+
+/* ---- intents: the preupdate hook ---------------------------------------- */
+
+enum {
+    CACHE_COL_KEY = 1,
+    CACHE_COL_RAW = 2,
+    CACHE_COL_EXPIRE = 4,
+    CACHE_COL_TAG = 7,
+    CACHE_COL_MODE = 9,
+    CACHE_COL_FILENAME = 10,
+    CACHE_COL_VALUE = 11,
+};
+
+static bool same_value(sqlite3_value *a, sqlite3_value *b)
+{
+    int ta = sqlite3_value_type(a), tb = sqlite3_value_type(b);
+    if (ta != tb)
+        return false;
+    switch (ta) {
+    case SQLITE_NULL:
+        return true;
+    case SQLITE_INTEGER:
+        return sqlite3_value_int64(a) == sqlite3_value_int64(b);
+    case SQLITE_FLOAT:
+        return sqlite3_value_double(a) == sqlite3_value_double(b);
+    default: {
+        int na = sqlite3_value_bytes(a), nb = sqlite3_value_bytes(b);
+        const void *pa = sqlite3_value_blob(a), *pb = sqlite3_value_blob(b);
+        return na == nb && (na == 0 || memcmp(pa, pb, (size_t)na) == 0);
+    }
+    }
+}
+
+static void invalidate_value(tc_cache *c, struct tc_hot *h, int shard,
+                             sqlite3_value *key, sqlite3_value *raw)
+{
+    if (!key || !raw || sqlite3_value_int64(raw) != 1)
+        return; /* pickled keys never reach the hot tier */
+    int64_t i;
+    double d;
+    tc_data k = {NULL, 0, TC_NONE};
+    switch (sqlite3_value_type(key)) {
+    case SQLITE_INTEGER:
+        i = sqlite3_value_int64(key);
+        k = (tc_data){&i, 8, TC_INT};
+        break;
+    case SQLITE_FLOAT:
+        d = sqlite3_value_double(key);
+        k = (tc_data){&d, 8, TC_REAL};
+        break;
+    case SQLITE_TEXT:
+        k.ptr = sqlite3_value_text(key);
+        k.len = (size_t)sqlite3_value_bytes(key);
+        k.type = TC_TEXT;
+        break;
+    case SQLITE_BLOB:
+        k.ptr = sqlite3_value_blob(key);
+        k.len = (size_t)sqlite3_value_bytes(key);
+        k.type = TC_BYTES;
+        break;
+    default:
+        return;
+    }
+    if (!k.ptr)
+        k.ptr = "";
+    (void)c;
+    tc_hot_invalidate(h, shard, &k);
+    TC_CRASH_POINT("after-intent");
+}
+
+static void preupdate(void *arg, sqlite3 *db, int op, const char *zdb,
+                      const char *table, sqlite3_int64 k1, sqlite3_int64 k2)
+{
+    struct tc_conn *k = arg;
+    (void)k1;
+    (void)k2;
+    if (strcmp(table, "Cache") != 0 || strcmp(zdb, "main") != 0)
+        return;
+    tc_cache *c = k->cache;
+    struct tc_hot *h = hot_of(c);
+    if (!h)
+        return;
+    sqlite3_value *key = NULL, *raw = NULL;
+    if (op == SQLITE_INSERT) {
+        sqlite3_preupdate_new(db, CACHE_COL_KEY, &key);
+        sqlite3_preupdate_new(db, CACHE_COL_RAW, &raw);
+        invalidate_value(c, h, k->shard, key, raw);
+        return;
+    }
+    if (op == SQLITE_UPDATE) {
+        /* Access-time and access-count updates change nothing a get
+         * returns: no intent for them. */
+        static const int cols[] = {CACHE_COL_KEY,  CACHE_COL_RAW,
+                                   CACHE_COL_EXPIRE, CACHE_COL_TAG,
+                                   CACHE_COL_MODE, CACHE_COL_FILENAME,
+                                   CACHE_COL_VALUE};
+        bool changed = false;
+        for (size_t i = 0; i < sizeof cols / sizeof cols[0] && !changed; i++) {
+            sqlite3_value *a = NULL, *b = NULL;
+            if (sqlite3_preupdate_old(db, cols[i], &a) != SQLITE_OK ||
+                sqlite3_preupdate_new(db, cols[i], &b) != SQLITE_OK ||
+                !same_value(a, b))
+                changed = true;
+        }
+        if (!changed)
+            return;
+        sqlite3_value *nkey = NULL, *nraw = NULL;
+        if (sqlite3_preupdate_new(db, CACHE_COL_KEY, &nkey) == SQLITE_OK &&
+            sqlite3_preupdate_new(db, CACHE_COL_RAW, &nraw) == SQLITE_OK)
+            invalidate_value(c, h, k->shard, nkey, nraw);
+    }
+    sqlite3_preupdate_old(db, CACHE_COL_KEY, &key);
+    sqlite3_preupdate_old(db, CACHE_COL_RAW, &raw);
+    invalidate_value(c, h, k->shard, key, raw);
+}
+
+void tc__hot_conn_init(tc_cache *c, struct tc_conn *k)
+{
+    if (!c->readonly)
+        sqlite3_preupdate_hook(k->db, preupdate, k);
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+int tc_hot_stats_get(tc_cache *c, tc_hot_stats *out)
+{
+    if (!c || !c->opened || !out)
+        return tc__err(TC_EINVAL, "tc_hot_stats_get: NULL argument or closed");
+    tc__after_fork_check(c);
+    memset(out, 0, sizeof *out);
+    struct tc_hot *h = hot_current(c);
+    if (!h)
+        return TC_OK;
+    tc_hot_stats_sum(h, out);
+    out->reading = c->hot_read;
+    return TC_OK;
+}
+
+struct check_ctx {
+    tc_cache *c;
+    tc_warning_fn fn;
+    void *arg;
+    uint64_t problems;
+};
+
+static void check_bad(void *arg, const char *msg)
+{
+    struct check_ctx *x = arg;
+    if (x->fn)
+        x->fn(x->arg, "hot-structure", msg);
+}
+
+static bool data_equal(const tc_data *a, const tc_value *b)
+{
+    if (a->type != b->type || a->len != b->len)
+        return false;
+    return a->len == 0 || memcmp(a->ptr, b->ptr, a->len) == 0;
+}
+
+static void check_each(void *arg, const struct tc_hot_entry *e)
+{
+    struct check_ctx *x = arg;
+    tc_item it = TC_ITEM_INIT;
+    double now = tc__now(x->c);
+    if (e->expire <= now)
+        return; /* an expired item is a miss whatever SQLite holds */
+    int rc = tc__op_get_cold(x->c, e->shard, &e->key, &it, NULL);
+    const char *why = NULL;
+    if (rc == TC_NOTFOUND)
+        why = "key absent from SQLite";
+    else if (rc != TC_OK)
+        why = tc_errmsg();
+    else if (!data_equal(&e->value, &it.value))
+        why = "value differs from SQLite";
+    else if (!(e->expire == it.expire_time))
+        why = "expire time differs from SQLite";
+    else if (!(e->tag.type == TC_NONE ? it.tag.type == TC_NONE
+                                      : data_equal(&e->tag, &it.tag)))
+        why = "tag differs from SQLite";
+    if (why) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "shard %d key %.*s (%zu bytes): %s",
+                 e->shard, e->key.type == TC_TEXT ? (int)(e->key.len > 80 ? 80 : e->key.len) : 0,
+                 e->key.type == TC_TEXT ? (const char *)e->key.ptr : "",
+                 e->key.len, why);
+        if (x->fn)
+            x->fn(x->arg, "hot-stale", msg);
+        x->problems++;
+    }
+    tc_item_clear(&it);
+}
+
+int tc_hot_check(tc_cache *c, tc_warning_fn fn, void *arg, uint64_t *problems)
+{
+    if (!c || !c->opened)
+        return tc__err(TC_ECLOSED, "tc_hot_check: handle is not open");
+    tc__after_fork_check(c);
+    struct check_ctx x = {c, fn, arg, 0};
+    struct tc_hot *h = hot_current(c);
+    if (h)
+        x.problems += tc_hot_check_walk(h, check_bad, check_each, &x);
+    if (problems)
+        *problems = x.problems;
+    return TC_OK;
+}
+
+int tc_hot_recover(tc_cache *c, uint64_t *recovered)
+{
+    if (!c || !c->opened)
+        return tc__err(TC_ECLOSED, "tc_hot_recover: handle is not open");
+    tc__after_fork_check(c);
+    uint64_t n = 0;
+    struct tc_hot *h = hot_current(c);
+    if (h) {
+        n = tc_hot_recover_dead(h);
+        tc__hot_floor_repair(c, h);
+    }
+    if (recovered)
+        *recovered = n;
+    return TC_OK;
+}
+
+int tc_hot_drop(const char *dir)
+{
+    if (!dir)
+        return tc__err(TC_EINVAL, "tc_hot_drop: dir is NULL");
+    return tc_hot_unlink_dir(dir);
+}
+
+int tc_hot_gc(uint64_t *removed)
+{
+    uint64_t n = 0;
+    int rc = tc_hot_gc_orphans(&n);
+    if (removed)
+        *removed = n;
+    return rc;
+}

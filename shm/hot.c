@@ -1,0 +1,763 @@
+/*
+ * hot.c - the hot tier's protocol: lock-free reads, fills, intents,
+ * publishes, bulk invalidation, statistics and the checker
+ * (docs/ARCHITECTURE.md, "Read (hit) path", "Write path", "Fill path").
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/internal.h"
+#include "layout.h"
+
+#define READ_ATTEMPTS 4
+#define READ_SPINS    128
+
+static inline double coarse_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Where a read copies to: a caller buffer, or fresh allocations. */
+struct read_out {
+    void *buf;
+    size_t cap;
+    size_t len;
+    int type;
+    double expire;
+    tc_item *item; /* allocating mode when non-NULL */
+};
+
+enum { R_HIT, R_MISS, R_RETRY };
+
+/* Search one bucket under its seqlock. */
+static int read_bucket(struct tc_hot *h, struct hot_bucket *b,
+                       const struct hot_key *k, double now,
+                       struct read_out *o)
+{
+    uint64_t w1 = atomic_load_explicit(&b->word, memory_order_acquire);
+    for (int s = 0; BW_LOCKED(w1); s++) {
+        if (s >= READ_SPINS)
+            return R_RETRY;
+        __builtin_ia32_pause();
+        w1 = atomic_load_explicit(&b->word, memory_order_acquire);
+    }
+    for (int i = 0; i < HOT_SLOTS; i++) {
+        uint64_t sw = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+        if (SW_KIND(sw) != SW_ITEM || SW_TAG(sw) != k->tag)
+            continue;
+        uint32_t csize;
+        struct hot_item *it = hot_chunk(h, SW_CHUNK(sw), &csize);
+        if (!it)
+            continue;
+        struct hot_item hd;
+        memcpy(&hd, it, sizeof hd); /* may be torn: validated below */
+        uint64_t room = csize - HOT_ITEM_HDR;
+        if (hd.key_len != k->len || hd.key_type != k->type ||
+            hd.shard != (unsigned)k->shard ||
+            (uint64_t)hd.key_len + hd.tag_len + hd.val_len > room ||
+            memcmp(it->data, k->p, k->len) != 0)
+            continue;
+        const unsigned char *tag = it->data + hd.key_len;
+        const unsigned char *val = tag + hd.tag_len;
+        bool live = hd.gen == atomic_load_explicit(&h->shards[k->shard].gen,
+                                                   memory_order_relaxed);
+        if (live && hd.expire != INFINITY)
+            live = hd.expire > (isnan(now) ? coarse_now() : now);
+        void *vcopy = NULL, *tcopy = NULL;
+        if (live) {
+            o->len = hd.val_len;
+            o->type = hd.val_type;
+            o->expire = hd.expire;
+            if (!o->item) {
+                if (hd.val_len <= o->cap && hd.val_len)
+                    memcpy(o->buf, val, hd.val_len);
+            } else {
+                vcopy = malloc((size_t)hd.val_len + 1);
+                tcopy = hd.tag_type != TC_NONE ? malloc((size_t)hd.tag_len + 1)
+                                                : NULL;
+                if (!vcopy || (hd.tag_type != TC_NONE && !tcopy)) {
+                    free(vcopy);
+                    free(tcopy);
+                    return R_MISS;
+                }
+                memcpy(vcopy, val, hd.val_len);
+                if (tcopy)
+                    memcpy(tcopy, tag, hd.tag_len);
+            }
+        }
+        atomic_thread_fence(memory_order_acquire);
+        uint64_t w2 = atomic_load_explicit(&b->word, memory_order_relaxed);
+        uint32_t st = atomic_load_explicit(&it->state, memory_order_relaxed);
+        if (w2 != w1 || CS_KIND(hd.state) == CS_FREE) {
+            free(vcopy);
+            free(tcopy);
+            return R_RETRY;
+        }
+        (void)st;
+        if (!live)
+            return R_MISS;
+        /* CLOCK: the only shared write, and only when it changes. */
+        if (!h->readonly &&
+            !atomic_load_explicit(&it->ref, memory_order_relaxed))
+            atomic_store_explicit(&it->ref, 1, memory_order_relaxed);
+        if (o->item) {
+            tc_item *out = o->item;
+            tc_value_clear(&out->value);
+            tc_value_clear(&out->tag);
+            out->expire_time = hd.expire;
+            out->value.type = hd.val_type;
+            out->value.len = hd.val_len;
+            ((char *)vcopy)[hd.val_len] = 0;
+            if (hd.val_type == TC_INT && hd.val_len == 8) {
+                memcpy(&out->value.i, vcopy, 8);
+                out->value.ptr = &out->value.i;
+                free(vcopy);
+            } else if (hd.val_type == TC_REAL && hd.val_len == 8) {
+                memcpy(&out->value.d, vcopy, 8);
+                out->value.ptr = &out->value.d;
+                free(vcopy);
+            } else {
+                out->value.ptr = vcopy;
+            }
+            if (tcopy) {
+                out->tag.type = hd.tag_type;
+                out->tag.len = hd.tag_len;
+                ((char *)tcopy)[hd.tag_len] = 0;
+                if (hd.tag_type == TC_INT && hd.tag_len == 8) {
+                    memcpy(&out->tag.i, tcopy, 8);
+                    out->tag.ptr = &out->tag.i;
+                    free(tcopy);
+                } else if (hd.tag_type == TC_REAL && hd.tag_len == 8) {
+                    memcpy(&out->tag.d, tcopy, 8);
+                    out->tag.ptr = &out->tag.d;
+                    free(tcopy);
+                } else {
+                    out->tag.ptr = tcopy;
+                }
+            }
+        }
+        return R_HIT;
+    }
+    return R_MISS;
+}
+
+static int read_key(struct tc_hot *h, const struct hot_key *k, double now,
+                    struct read_out *o)
+{
+    for (int a = 0; a < READ_ATTEMPTS; a++) {
+        int r = read_bucket(h, &h->buckets[k->b1], k, now, o);
+        if (r == R_MISS && k->b2 != k->b1)
+            r = read_bucket(h, &h->buckets[k->b2], k, now, o);
+        if (r != R_RETRY)
+            return r;
+        hot_count(h, C_RETRIES, 1);
+    }
+    return R_MISS;
+}
+
+int tc_hot_get_buf(struct tc_hot *h, int shard, const tc_data *key, double now,
+                   void *buf, size_t cap, size_t *len, int *type,
+                   double *expire)
+{
+    struct hot_key k;
+    if (shard < 0 || (unsigned)shard >= h->nshards ||
+        !hot_key_make(h, shard, key, &k))
+        return TC_HOT_MISS;
+    struct read_out o = {buf, cap, 0, 0, 0, NULL};
+    if (read_key(h, &k, now, &o) != R_HIT) {
+        hot_count(h, C_MISSES, 1);
+        return TC_HOT_MISS;
+    }
+    hot_count(h, C_HITS, 1);
+    *len = o.len;
+    if (type)
+        *type = o.type;
+    if (expire)
+        *expire = o.expire;
+    return o.len > cap ? TC_HOT_TOOSMALL : TC_HOT_HIT;
+}
+
+int tc_hot_get(struct tc_hot *h, int shard, const tc_data *key, double now,
+               tc_item *out)
+{
+    struct hot_key k;
+    if (shard < 0 || (unsigned)shard >= h->nshards ||
+        !hot_key_make(h, shard, key, &k))
+        return TC_HOT_MISS;
+    struct read_out o = {NULL, 0, 0, 0, 0, out};
+    if (read_key(h, &k, now, &o) != R_HIT) {
+        hot_count(h, C_MISSES, 1);
+        return TC_HOT_MISS;
+    }
+    hot_count(h, C_HITS, 1);
+    return TC_HOT_HIT;
+}
+
+/* ---- building and installing items ------------------------------------ */
+
+/* Claim a chunk and write an item into it (still PRIVATE(us)). */
+static uint32_t item_build(struct tc_hot *h, const struct hot_key *k,
+                           const tc_data *val, const tc_data *tag,
+                           double expire, uint64_t ver)
+{
+    int ttype = tag && tag->type != TC_NONE ? tag->type : TC_NONE;
+    size_t tlen = ttype != TC_NONE ? tag->len : 0;
+    size_t need = HOT_ITEM_HDR + (size_t)k->len + tlen + val->len;
+    if (val->len > UINT32_MAX || tlen > UINT32_MAX)
+        return UINT32_MAX;
+    uint32_t idx = hot_alloc(h, need);
+    if (idx == UINT32_MAX)
+        return UINT32_MAX;
+    uint32_t cs;
+    struct hot_item *it = hot_chunk(h, idx, &cs);
+    if (!it || need > cs) {
+        hot_free(h, idx);
+        return UINT32_MAX;
+    }
+    atomic_store_explicit(&it->ref, 0, memory_order_relaxed);
+    it->key_type = (uint8_t)k->type;
+    it->val_type = (uint8_t)val->type;
+    it->tag_type = (uint8_t)ttype;
+    it->shard = (uint16_t)k->shard;
+    it->flags = 0;
+    it->gen = 0;
+    it->key_len = k->len;
+    it->tag_len = (uint32_t)tlen;
+    it->val_len = (uint32_t)val->len;
+    it->reserved = 0;
+    it->ver = ver;
+    it->expire = expire;
+    memcpy(it->data, k->p, k->len);
+    if (tlen)
+        memcpy(it->data + k->len, tag->ptr, tlen);
+    if (val->len)
+        memcpy(it->data + k->len + tlen, val->ptr, val->len);
+    return idx;
+}
+
+/* Take the chunk a slot points at out of the index (caller holds the
+ * bucket lock); we own it afterwards. */
+static uint32_t slot_take(struct tc_hot *h, _Atomic uint64_t *slot)
+{
+    uint64_t w = atomic_load_explicit(slot, memory_order_relaxed);
+    atomic_store_explicit(slot, 0, memory_order_relaxed);
+    if (SW_KIND(w) != SW_ITEM)
+        return UINT32_MAX;
+    uint32_t cs;
+    struct hot_item *it = hot_chunk(h, SW_CHUNK(w), &cs);
+    if (!it)
+        return UINT32_MAX;
+    /* PUBLISHED, or PRIVATE(installer) between its unlock and its CAS to
+     * PUBLISHED: either way it becomes ours; the installer's CAS fails. */
+    uint32_t st = atomic_load(&it->state);
+    while (CS_KIND(st) != CS_FREE &&
+           !atomic_compare_exchange_weak(&it->state, &st, CS_PRIV(h->slot)))
+        ;
+    return CS_KIND(st) == CS_FREE ? UINT32_MAX : SW_CHUNK(w);
+}
+
+/* Find the slot holding @k's item in its buckets (locked). */
+static _Atomic uint64_t *find_item(struct tc_hot *h, const struct hot_key *k,
+                                   struct hot_item **itp)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass && k->b2 == k->b1)
+            break;
+        struct hot_bucket *b = &h->buckets[pass ? k->b2 : k->b1];
+        for (int i = 0; i < HOT_SLOTS; i++) {
+            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            if (SW_KIND(w) != SW_ITEM || SW_TAG(w) != k->tag)
+                continue;
+            uint32_t cs;
+            struct hot_item *it = hot_chunk(h, SW_CHUNK(w), &cs);
+            if (it && hot_item_is(it, cs, k)) {
+                if (itp)
+                    *itp = it;
+                return &b->slot[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+/* A slot for a new key: our own lease, an empty slot, else a victim
+ * (whose chunk we take). */
+static _Atomic uint64_t *free_slot(struct tc_hot *h, const struct hot_key *k,
+                                   uint32_t *victim)
+{
+    _Atomic uint64_t *empty = NULL, *lease = NULL, *any = NULL;
+    uint64_t mylease = sw_filling(k->tag, (unsigned)h->slot, 0);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass && k->b2 == k->b1)
+            break;
+        struct hot_bucket *b = &h->buckets[pass ? k->b2 : k->b1];
+        for (int i = 0; i < HOT_SLOTS; i++) {
+            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            if (SW_KIND(w) == SW_FILLING &&
+                (w & UINT64_C(0xfffffffffff)) ==
+                    (mylease & UINT64_C(0xfffffffffff)))
+                lease = &b->slot[i];
+            else if (SW_KIND(w) == SW_EMPTY && !empty)
+                empty = &b->slot[i];
+            else if (SW_KIND(w) == SW_ITEM && !any)
+                any = &b->slot[i];
+        }
+    }
+    if (lease)
+        return lease;
+    if (empty)
+        return empty;
+    if (!any)
+        return NULL;
+    /* Both buckets full of items: evict a random-ish one of them. */
+    struct hot_bucket *b = &h->buckets[(k->hash >> 20) & 1 ? k->b2 : k->b1];
+    any = &b->slot[(k->hash >> 24) % HOT_SLOTS];
+    if (SW_KIND(atomic_load(any)) != SW_ITEM)
+        return NULL;
+    *victim = slot_take(h, any);
+    if (*victim != UINT32_MAX)
+        hot_count(h, C_EVICTIONS, 1);
+    return any;
+}
+
+/* Clear our lease on @k's tag, if any (bucket locked). */
+static void drop_lease(struct tc_hot *h, const struct hot_key *k)
+{
+    uint64_t mylease = sw_filling(k->tag, (unsigned)h->slot, 0);
+    for (int pass = 0; pass < 2; pass++) {
+        struct hot_bucket *b = &h->buckets[pass ? k->b2 : k->b1];
+        for (int i = 0; i < HOT_SLOTS; i++) {
+            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            if (SW_KIND(w) == SW_FILLING &&
+                (w & UINT64_C(0xfffffffffff)) ==
+                    (mylease & UINT64_C(0xfffffffffff)))
+                atomic_store_explicit(&b->slot[i], 0, memory_order_relaxed);
+        }
+    }
+}
+
+enum install_rule { FILL, PUBLISH };
+
+/* Install chunk @idx for @k under the buckets' lock if the rule allows;
+ * on refusal the chunk is freed. */
+static bool install(struct tc_hot *h, const struct hot_key *k, uint32_t idx,
+                    uint64_t ver, enum install_rule rule)
+{
+    uint32_t cs;
+    struct hot_item *it = hot_chunk(h, idx, &cs);
+    uint32_t old = UINT32_MAX, victim = UINT32_MAX;
+    bool ok = false;
+    struct hot_shard *sh = &h->shards[k->shard];
+
+    hot_lock2(h, k->b1, k->b2);
+    uint64_t floor = atomic_load(&sh->floor);
+    if (rule == FILL ? floor <= ver : floor == ver) {
+        struct hot_item *cur = NULL;
+        _Atomic uint64_t *slot = find_item(h, k, &cur);
+        if (slot && rule == FILL && cur->ver >= ver) {
+            slot = NULL; /* a newer (or the same) version is resident */
+        } else {
+            if (slot)
+                old = slot_take(h, slot);
+            else
+                slot = free_slot(h, k, &victim);
+            if (slot) {
+                it->gen = atomic_load(&sh->gen);
+                atomic_store_explicit(slot, sw_item(k->tag, idx),
+                                      memory_order_release);
+                ok = true;
+            }
+        }
+    }
+    drop_lease(h, k);
+    hot_unlock2(h, k->b1, k->b2);
+    if (ok) {
+        uint32_t st = CS_PRIV(h->slot);
+        atomic_compare_exchange_strong(&it->state, &st, CS_PUBLISHED);
+    } else {
+        hot_free(h, idx);
+    }
+    if (old != UINT32_MAX)
+        hot_free(h, old);
+    if (victim != UINT32_MAX)
+        hot_free(h, victim);
+    return ok;
+}
+
+/* ---- fills ------------------------------------------------------------- */
+
+bool tc_hot_fill_lease(struct tc_hot *h, int shard, const tc_data *key,
+                       double now)
+{
+    struct hot_key k;
+    (void)now;
+    if (h->slot < 0 || !hot_key_make(h, shard, key, &k))
+        return false;
+    uint32_t ms = (uint32_t)hot_now_ms();
+    bool other = false;
+    hot_lock2(h, k.b1, k.b2);
+    _Atomic uint64_t *empty = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
+        for (int i = 0; i < HOT_SLOTS; i++) {
+            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            if (SW_KIND(w) == SW_FILLING && SW_TAG(w) == k.tag) {
+                unsigned age = (ms - SW_LEASE_MS(w)) & 0xfffffu;
+                if ((int)SW_OWNER(w) != h->slot && age < HOT_LEASE_MS &&
+                    hot_proc_alive(h, SW_OWNER(w)))
+                    other = true;
+                else
+                    atomic_store_explicit(&b->slot[i], 0, memory_order_relaxed);
+            }
+            if (SW_KIND(atomic_load_explicit(&b->slot[i],
+                                             memory_order_relaxed)) ==
+                    SW_EMPTY &&
+                !empty)
+                empty = &b->slot[i];
+        }
+    }
+    if (!other && empty)
+        atomic_store_explicit(empty, sw_filling(k.tag, (unsigned)h->slot, ms),
+                              memory_order_relaxed);
+    hot_unlock2(h, k.b1, k.b2);
+    if (!other)
+        TC_CRASH_POINT("mid-fill");
+    return !other;
+}
+
+void tc_hot_fill(struct tc_hot *h, int shard, const tc_data *key,
+                 const tc_item *item, uint64_t snap)
+{
+    struct hot_key k;
+    if (h->slot < 0 || !hot_key_make(h, shard, key, &k))
+        return;
+    if (atomic_load(&h->shards[shard].floor) > snap) {
+        hot_count(h, C_FILL_REJECTS, 1);
+        tc_hot_fill_cancel(h, shard, key);
+        return;
+    }
+    tc_data val = {item->value.ptr, item->value.len, item->value.type};
+    tc_data tag = {item->tag.ptr, item->tag.len, item->tag.type};
+    uint32_t idx = item_build(h, &k, &val, &tag, item->expire_time, snap);
+    if (idx == UINT32_MAX) {
+        tc_hot_fill_cancel(h, shard, key);
+        return;
+    }
+    TC_CRASH_POINT("mid-fill");
+    hot_count(h, install(h, &k, idx, snap, FILL) ? C_FILLS : C_FILL_REJECTS, 1);
+}
+
+void tc_hot_fill_cancel(struct tc_hot *h, int shard, const tc_data *key)
+{
+    struct hot_key k;
+    if (h->slot < 0 || !hot_key_make(h, shard, key, &k))
+        return;
+    hot_lock2(h, k.b1, k.b2);
+    drop_lease(h, &k);
+    hot_unlock2(h, k.b1, k.b2);
+}
+
+/* ---- writes ------------------------------------------------------------ */
+
+void tc_hot_write_begin(struct tc_hot *h, int shard, uint64_t n)
+{
+    if ((unsigned)shard >= h->nshards || h->readonly)
+        return;
+    _Atomic uint64_t *f = &h->shards[shard].floor;
+    uint64_t cur = atomic_load(f);
+    while (cur < n && !atomic_compare_exchange_weak(f, &cur, n))
+        ;
+}
+
+void tc_hot_write_abort(struct tc_hot *h, int shard, uint64_t n)
+{
+    if ((unsigned)shard >= h->nshards || h->readonly || n == 0)
+        return;
+    /* We still hold the shard's write lock, so nobody else can have
+     * raised the floor to n: put it back. */
+    uint64_t expect = n;
+    atomic_compare_exchange_strong(&h->shards[shard].floor, &expect, n - 1);
+}
+
+void tc_hot_invalidate(struct tc_hot *h, int shard, const tc_data *key)
+{
+    struct hot_key k;
+    if (h->readonly || !hot_key_make(h, shard, key, &k))
+        return;
+    uint32_t taken[2 * HOT_SLOTS];
+    int n = 0;
+    hot_lock2(h, k.b1, k.b2);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass && k.b2 == k.b1)
+            break;
+        struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
+        for (int i = 0; i < HOT_SLOTS; i++) {
+            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            if (SW_TAG(w) != k.tag)
+                continue;
+            if (SW_KIND(w) == SW_FILLING) {
+                atomic_store_explicit(&b->slot[i], 0, memory_order_relaxed);
+                continue;
+            }
+            uint32_t cs;
+            struct hot_item *it =
+                SW_KIND(w) == SW_ITEM ? hot_chunk(h, SW_CHUNK(w), &cs) : NULL;
+            if (it && hot_item_is(it, cs, &k)) {
+                uint32_t c = slot_take(h, &b->slot[i]);
+                if (c != UINT32_MAX)
+                    taken[n++] = c;
+            }
+        }
+    }
+    hot_unlock2(h, k.b1, k.b2);
+    for (int i = 0; i < n; i++)
+        hot_free(h, taken[i]);
+    hot_count(h, C_INVALIDATIONS, 1);
+}
+
+void tc_hot_invalidate_shard(struct tc_hot *h, int shard)
+{
+    if ((unsigned)shard >= h->nshards || h->readonly)
+        return;
+    atomic_fetch_add(&h->shards[shard].gen, 1);
+    hot_count(h, C_INVALIDATIONS, 1);
+}
+
+void tc_hot_publish(struct tc_hot *h, int shard, const tc_data *key,
+                    const tc_data *val, const tc_data *tag, double expire,
+                    uint64_t n)
+{
+    struct hot_key k;
+    if (h->slot < 0 || (unsigned)shard >= h->nshards ||
+        !hot_key_make(h, shard, key, &k))
+        return;
+    if (atomic_load(&h->shards[shard].floor) != n)
+        return; /* a later write began: leave it to fills */
+    uint32_t idx = item_build(h, &k, val, tag, expire, n);
+    if (idx == UINT32_MAX)
+        return;
+    if (install(h, &k, idx, n, PUBLISH))
+        hot_count(h, C_PUBLISHES, 1);
+}
+
+void tc_hot_sweep_shard(struct tc_hot *h, int shard)
+{
+    if (h->slot < 0 || (unsigned)shard >= h->nshards)
+        return;
+    uint32_t gen = atomic_load(&h->shards[shard].gen);
+    for (uint64_t bi = 0; bi <= h->mask; bi++) {
+        struct hot_bucket *b = &h->buckets[bi];
+        uint32_t taken[HOT_SLOTS];
+        int n = 0;
+        bool locked = false;
+        for (int i = 0; i < HOT_SLOTS; i++) {
+            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            if (SW_KIND(w) != SW_ITEM)
+                continue;
+            uint32_t cs;
+            struct hot_item *it = hot_chunk(h, SW_CHUNK(w), &cs);
+            if (!it || it->shard != (unsigned)shard || it->gen == gen)
+                continue;
+            if (!locked) {
+                hot_bucket_lock(h, b);
+                locked = true;
+            }
+            if (atomic_load(&b->slot[i]) == w) {
+                uint32_t c = slot_take(h, &b->slot[i]);
+                if (c != UINT32_MAX)
+                    taken[n++] = c;
+            }
+        }
+        if (locked)
+            hot_bucket_unlock(b);
+        for (int i = 0; i < n; i++)
+            hot_free(h, taken[i]);
+    }
+}
+
+/* ---- statistics and checking -------------------------------------------- */
+
+uint64_t tc_hot_floor(const struct tc_hot *h, int shard)
+{
+    if ((unsigned)shard >= h->nshards)
+        return 0;
+    return atomic_load(&h->shards[shard].floor);
+}
+
+void tc_hot_stats_sum(struct tc_hot *h, tc_hot_stats *out)
+{
+    uint64_t sum[C_COUNT_] = {0};
+    uint32_t live = 0;
+    for (unsigned s = 0; s < HOT_PROCS; s++) {
+        struct hot_proc *p = &h->procs[s];
+        if (atomic_load(&p->state) == PROC_ACTIVE &&
+            (!h->readonly ? hot_proc_alive(h, s) : true))
+            live++;
+        for (int c = 0; c < C_COUNT_; c++)
+            sum[c] += atomic_load_explicit(&p->ctr[c], memory_order_relaxed);
+    }
+    for (int c = 0; c < C_COUNT_; c++)
+        sum[c] += atomic_load_explicit(&h->local.ctr[c], memory_order_relaxed);
+    out->attached = 1;
+    out->size = h->size;
+    out->free_bytes = hot_free_bytes(h, &out->items);
+    out->processes = live;
+    out->hits = sum[C_HITS];
+    out->misses = sum[C_MISSES];
+    out->fills = sum[C_FILLS];
+    out->fill_rejects = sum[C_FILL_REJECTS];
+    out->publishes = sum[C_PUBLISHES];
+    out->invalidations = sum[C_INVALIDATIONS];
+    out->retries = sum[C_RETRIES];
+    out->evictions = sum[C_EVICTIONS];
+    out->lock_repairs = sum[C_LOCK_REPAIRS];
+    out->recovered = sum[C_RECOVERED];
+}
+
+uint64_t tc_hot_check_walk(struct tc_hot *h, void (*bad)(void *, const char *),
+                           void (*each)(void *, const struct tc_hot_entry *),
+                           void *arg)
+{
+    uint64_t problems = 0;
+    char msg[256];
+#define BAD(...)                                     \
+    do {                                             \
+        snprintf(msg, sizeof msg, __VA_ARGS__);      \
+        if (bad)                                     \
+            bad(arg, msg);                           \
+        problems++;                                  \
+    } while (0)
+
+    if (!(h->hdr->pre.magic == HOT_MAGIC && h->hdr->pre.format == HOT_FORMAT))
+        BAD("segment preamble: bad magic or format");
+    unsigned char *scratch = malloc((size_t)h->page_size);
+    if (!scratch)
+        return problems + 1;
+    for (uint64_t bi = 0; bi <= h->mask; bi++) {
+        struct hot_bucket *b = &h->buckets[bi];
+        uint64_t bw = atomic_load(&b->word);
+        if (BW_LOCKED(bw) && !hot_proc_alive(h, BW_OWNER(bw) - 1))
+            BAD("bucket %llu: locked by dead process slot %u",
+                (unsigned long long)bi, BW_OWNER(bw) - 1);
+        for (int i = 0; i < HOT_SLOTS; i++) {
+            if (!h->readonly)
+                hot_bucket_lock(h, b);
+            uint64_t w = atomic_load(&b->slot[i]);
+            struct tc_hot_entry e;
+            bool have = false;
+            if (SW_KIND(w) == SW_FILLING) {
+                if (SW_OWNER(w) >= HOT_PROCS)
+                    BAD("bucket %llu slot %d: lease owner out of range",
+                        (unsigned long long)bi, i);
+            } else if (SW_KIND(w) == SW_ITEM) {
+                uint32_t cs;
+                struct hot_item *it = hot_chunk(h, SW_CHUNK(w), &cs);
+                if (!it) {
+                    BAD("bucket %llu slot %d: chunk index %#x out of bounds",
+                        (unsigned long long)bi, i, SW_CHUNK(w));
+                } else {
+                    uint32_t st = atomic_load(&it->state);
+                    uint64_t room = cs - HOT_ITEM_HDR;
+                    struct hot_key k;
+                    if (CS_KIND(st) == CS_FREE)
+                        BAD("bucket %llu slot %d: points at a free chunk",
+                            (unsigned long long)bi, i);
+                    else if (CS_KIND(st) == CS_PRIVATE &&
+                             !hot_proc_alive(h, CS_OWNER(st)))
+                        BAD("chunk %#x: private to dead slot %u", SW_CHUNK(w),
+                            CS_OWNER(st));
+                    if ((uint64_t)it->key_len + it->tag_len + it->val_len >
+                            room ||
+                        it->shard >= h->nshards) {
+                        BAD("chunk %#x: lengths or shard out of bounds",
+                            SW_CHUNK(w));
+                    } else {
+                        k.shard = it->shard;
+                        k.type = it->key_type;
+                        k.p = it->data;
+                        k.len = it->key_len;
+                        hot_key_finish(h, &k);
+                        if ((k.b1 != bi && k.b2 != bi) || k.tag != SW_TAG(w))
+                            BAD("chunk %#x: key hashes to another bucket",
+                                SW_CHUNK(w));
+                        else if (it->gen == atomic_load(&h->shards[it->shard].gen) &&
+                                 each) {
+                            size_t tot = (size_t)it->key_len + it->tag_len +
+                                         it->val_len;
+                            memcpy(scratch, it->data, tot);
+                            e.shard = it->shard;
+                            e.key = (tc_data){scratch, it->key_len, it->key_type};
+                            e.tag = (tc_data){scratch + it->key_len, it->tag_len,
+                                              it->tag_type};
+                            e.value = (tc_data){scratch + it->key_len + it->tag_len,
+                                                it->val_len, it->val_type};
+                            e.expire = it->expire;
+                            e.ver = it->ver;
+                            have = true;
+                        }
+                    }
+                }
+            }
+            if (!h->readonly)
+                hot_bucket_unlock(b);
+            /* Compared outside the lock: @each reads SQLite. */
+            if (have)
+                each(arg, &e);
+        }
+    }
+    /* Chunks: PUBLISHED must be reachable; PRIVATE owners must be alive. */
+    for (uint32_t c = 0; c < h->nclasses; c++) {
+        struct hot_class *cl = &h->classes[c];
+        uint32_t np = atomic_load(&cl->npages);
+        if (np > h->npages) {
+            BAD("class %u: page count %u out of bounds", c, np);
+            continue;
+        }
+        for (uint32_t i = 0; i < np; i++) {
+            uint32_t pg = h->pagelist[(uint64_t)c * h->npages + i];
+            if (pg >= h->npages || atomic_load(&h->pagetab[pg].cls) != c + 1) {
+                BAD("class %u: page list entry %u is wrong", c, i);
+                continue;
+            }
+            for (uint32_t j = 0; j < cl->per_page; j++) {
+                struct hot_item *it =
+                    (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
+                                        (uint64_t)j * cl->chunk_size);
+                uint32_t st = atomic_load(&it->state);
+                if (CS_KIND(st) == CS_PRIVATE && !hot_proc_alive(h, CS_OWNER(st)))
+                    BAD("chunk %#x: private to dead slot %u (leaked)",
+                        (pg << 16) | j, CS_OWNER(st));
+                if (CS_KIND(st) != CS_PUBLISHED || it->shard >= h->nshards ||
+                    it->key_len > cl->chunk_size - HOT_ITEM_HDR)
+                    continue;
+                struct hot_key k;
+                k.shard = it->shard;
+                k.type = it->key_type;
+                k.p = it->data;
+                k.len = it->key_len;
+                hot_key_finish(h, &k);
+                bool found = false;
+                for (int pass = 0; pass < 2 && !found; pass++) {
+                    struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
+                    for (int s = 0; s < HOT_SLOTS; s++) {
+                        uint64_t w = atomic_load(&b->slot[s]);
+                        if (SW_KIND(w) == SW_ITEM &&
+                            SW_CHUNK(w) == ((pg << 16) | j))
+                            found = true;
+                    }
+                }
+                if (!found)
+                    BAD("chunk %#x: published but unreachable (leaked)",
+                        (pg << 16) | j);
+            }
+        }
+    }
+    free(scratch);
+#undef BAD
+    return problems;
+}

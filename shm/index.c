@@ -1,0 +1,171 @@
+/*
+ * index.c - keys, hashing, bucket locks and chunk addressing
+ * (docs/ARCHITECTURE.md, "Layout").
+ *
+ * A bucket word is a seqlock: readers compare it before and after; writers
+ * take bit 0 by CAS with their slot recorded beside it, make single-word
+ * slot stores, and release by bumping the version. A waiter that spins for
+ * more than about a millisecond probes the owner's liveness and, if it is
+ * dead, releases the lock itself (every critical section leaves each slot
+ * word consistent, so there is nothing else to repair).
+ */
+#include <math.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+#include <xxhash.h>
+
+#include "../core/internal.h"
+#include "layout.h"
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+uint64_t hot_hash(const struct tc_hot *h, int shard, int type, const void *p,
+                  uint32_t len)
+{
+    uint64_t seed = h->seed ^ (((uint64_t)(unsigned)shard << 8 | (unsigned)type) *
+                               UINT64_C(0x9E3779B97F4A7C15));
+    return XXH3_64bits_withSeed(p, len, seed);
+}
+
+bool hot_key_make(struct tc_hot *h, int shard, const tc_data *key,
+                  struct hot_key *k)
+{
+    k->shard = shard;
+    k->type = key->type;
+    k->p = key->ptr;
+    if (key->len > UINT32_MAX)
+        return false;
+    k->len = (uint32_t)key->len;
+    if (key->type == TC_INT || key->type == TC_REAL) {
+        if (key->len != 8)
+            return false;
+        /* SQLite treats 1 and 1.0 as one key (DESIGN-BRIEF 9.2). */
+        if (key->type == TC_REAL) {
+            double d;
+            memcpy(&d, key->ptr, 8);
+            if (d == floor(d) && d >= -9223372036854775808.0 &&
+                d < 9223372036854775808.0) {
+                int64_t i = (int64_t)d;
+                memcpy(k->num, &i, 8);
+                k->type = TC_INT;
+                k->p = k->num;
+            }
+        }
+    }
+    hot_key_finish(h, k);
+    return true;
+}
+
+void hot_key_finish(struct tc_hot *h, struct hot_key *k)
+{
+    k->hash = hot_hash(h, k->shard, k->type, k->p, k->len);
+    k->tag = (unsigned)(k->hash >> 48);
+    k->b1 = k->hash & h->mask;
+    k->b2 = (k->b1 ^ (((uint64_t)k->tag | 1) * UINT64_C(0x9E3779B1))) & h->mask;
+}
+
+struct hot_item *hot_chunk(const struct tc_hot *h, uint32_t idx,
+                           uint32_t *chunk_size)
+{
+    uint32_t pg = idx >> 16, ci = idx & 0xffffu;
+    if (pg >= h->npages)
+        return NULL;
+    uint32_t cls = atomic_load_explicit(&h->pagetab[pg].cls,
+                                        memory_order_relaxed);
+    if (cls == 0 || cls > h->nclasses)
+        return NULL;
+    const struct hot_class *c = &h->classes[cls - 1];
+    if (ci >= c->per_page)
+        return NULL;
+    *chunk_size = c->chunk_size;
+    return (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
+                               (uint64_t)ci * c->chunk_size);
+}
+
+bool hot_item_is(const struct hot_item *it, uint32_t csize,
+                 const struct hot_key *k)
+{
+    return it->key_len == k->len && it->key_type == k->type &&
+           it->shard == (unsigned)k->shard &&
+           k->len <= csize - HOT_ITEM_HDR && memcmp(it->data, k->p, k->len) == 0;
+}
+
+static void sleep_briefly(long ns)
+{
+    struct timespec ts = {0, ns};
+    nanosleep(&ts, NULL);
+}
+
+void hot_bucket_lock(struct tc_hot *h, struct hot_bucket *b)
+{
+    uint64_t mine = (uint64_t)(h->slot + 1) << 1 | 1u;
+    uint64_t started = 0;
+    for (unsigned spins = 0;; spins++) {
+        uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
+        if (!BW_LOCKED(w)) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &b->word, &w, (w & ~UINT64_C(0xffff)) | mine,
+                    memory_order_acquire, memory_order_relaxed)) {
+                TC_CRASH_POINT("in-bucket-lock");
+                return;
+            }
+            continue;
+        }
+        if (spins < 256) {
+            cpu_relax();
+            continue;
+        }
+        if (!started)
+            started = hot_now_ms();
+        if (hot_now_ms() - started < 2) {
+            sched_yield();
+            continue;
+        }
+        /* Held for milliseconds: a critical section is a few stores, so
+         * the owner is descheduled or dead. Probe it. */
+        unsigned owner = BW_OWNER(w);
+        if (owner && !hot_proc_alive(h, owner - 1)) {
+            uint64_t un = (BW_VERSION(w) + 1) << 16;
+            if (atomic_compare_exchange_strong(&b->word, &w, un))
+                hot_count(h, C_LOCK_REPAIRS, 1);
+            continue;
+        }
+        sleep_briefly(50000);
+        started = hot_now_ms() - 1; /* probe again in about a millisecond */
+    }
+}
+
+void hot_bucket_unlock(struct hot_bucket *b)
+{
+    uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
+    atomic_store_explicit(&b->word, (BW_VERSION(w) + 1) << 16,
+                          memory_order_release);
+}
+
+void hot_lock2(struct tc_hot *h, uint64_t a, uint64_t b)
+{
+    if (a > b) {
+        uint64_t t = a;
+        a = b;
+        b = t;
+    }
+    hot_bucket_lock(h, &h->buckets[a]);
+    if (b != a)
+        hot_bucket_lock(h, &h->buckets[b]);
+}
+
+void hot_unlock2(struct tc_hot *h, uint64_t a, uint64_t b)
+{
+    hot_bucket_unlock(&h->buckets[a]);
+    if (b != a)
+        hot_bucket_unlock(&h->buckets[b]);
+}

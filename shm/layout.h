@@ -1,0 +1,261 @@
+/*
+ * layout.h - the segment's bytes: preamble, header, per-shard blocks,
+ * process slots, size classes, page table, buckets, pages
+ * (docs/ARCHITECTURE.md, "Layout"). Private to shm/.
+ *
+ * Everything in the segment is addressed by offsets from the base; every
+ * offset, index and length read back is bounds-checked before use, since
+ * another process (or a crash) may have left anything there.
+ */
+#ifndef TC_SHM_LAYOUT_H
+#define TC_SHM_LAYOUT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hot.h"
+
+#define HOT_MAGIC      UINT64_C(0x31474553544f4854) /* "THOTSEG1" */
+#define HOT_FORMAT     1u
+#define HOT_LINE       64
+#define HOT_SLOTS      7    /* slot words per bucket */
+#define HOT_PROCS      1024 /* process slots (liveness byte = slot index) */
+#define HOT_MAX_CLASS  48
+#define HOT_MAX_PAGES  65536
+#define HOT_ITEM_HDR   48
+#define HOT_MIN_CHUNK  64
+#define HOT_ID_LEN     64
+#define HOT_PATH_LEN   1024
+#define HOT_LEASE_MS   50 /* a fill lease older than this counts as absent */
+
+/* Preamble: its layout never changes (DESIGN-BRIEF 9.8). */
+struct hot_preamble {
+    uint64_t magic;
+    uint32_t format;
+    _Atomic uint32_t retired;   /* set by a process that replaced it */
+    _Atomic uint32_t wb_active; /* reserved: unflushed write-back data */
+    uint32_t preamble_size;
+    uint64_t total_size;
+    uint8_t pad[HOT_LINE - 32];
+};
+
+struct hot_header {
+    struct hot_preamble pre;
+    /* geometry, fixed at creation */
+    uint32_t nshards;
+    uint32_t nbuckets_log2;
+    uint32_t npages;
+    uint32_t page_size;
+    uint32_t nclasses;
+    uint32_t nprocs;
+    uint64_t seed;
+    uint64_t shards_off, procs_off, classes_off, pagetab_off, pagelist_off,
+        buckets_off, pages_off;
+    uint64_t dir_dev, dir_ino;
+    char cache_id[HOT_ID_LEN];
+    char dir[HOT_PATH_LEN];
+    _Atomic uint32_t ready;
+    _Atomic uint32_t mode; /* reserved: 0 write-through */
+    /* pool lock: 0 free, else owner slot + 1 (repaired when owner dies) */
+    _Atomic uint32_t pool_lock;
+    _Atomic uint32_t pages_used; /* pages assigned to classes */
+    _Atomic uint64_t created_ns;
+};
+
+/* Per-shard block: two cache lines (the second reserved for write-back's
+ * flusher fields: flushed, absorbed, seen_seq, leases). */
+struct hot_shard {
+    _Atomic uint64_t floor; /* fills need a snapshot >= floor */
+    _Atomic uint32_t gen;   /* bumped by bulk invalidation */
+    uint32_t pad0;
+    _Atomic uint64_t vnext;       /* reserved (write-back) */
+    _Atomic uint64_t dirty_bytes; /* reserved (write-back) */
+    uint8_t pad1[HOT_LINE - 32];
+    uint8_t flusher[HOT_LINE]; /* reserved (write-back) */
+};
+
+enum { PROC_FREE = 0, PROC_ACTIVE = 1 };
+
+/* Counters each process writes in its own slot only. */
+enum hot_counter {
+    C_HITS,
+    C_MISSES,
+    C_FILLS,
+    C_FILL_REJECTS,
+    C_PUBLISHES,
+    C_INVALIDATIONS,
+    C_RETRIES,
+    C_EVICTIONS,
+    C_LOCK_REPAIRS,
+    C_RECOVERED,
+    C_COUNT_
+};
+
+struct hot_proc {
+    _Atomic uint32_t state;
+    _Atomic uint32_t gen;
+    _Atomic int32_t pid;
+    uint32_t pad;
+    _Atomic uint64_t ctr[C_COUNT_];
+    uint8_t reserved[256 - 16 - 8 * C_COUNT_];
+};
+
+struct hot_class {
+    uint32_t chunk_size;
+    uint32_t per_page;
+    _Atomic uint32_t npages; /* entries valid in this class's page list */
+    uint32_t pad;
+    _Atomic uint64_t hand; /* CLOCK position (fetch-and-add) */
+    uint8_t pad2[HOT_LINE - 24];
+};
+
+/* Page table entry: 0 = unassigned, else class + 1. */
+struct hot_page {
+    _Atomic uint32_t cls;
+};
+
+struct hot_bucket {
+    _Atomic uint64_t word; /* bit 0 lock, bits 1-15 owner+1, 16-63 version */
+    _Atomic uint64_t slot[HOT_SLOTS];
+};
+
+/* Slot words. */
+#define SW_KIND(w)     ((unsigned)((w) & 3u))
+#define SW_EMPTY       0u
+#define SW_ITEM        1u
+#define SW_FILLING     2u
+#define SW_WB          (UINT64_C(1) << 2) /* reserved: dirty (write-back) */
+#define SW_TAG(w)      ((unsigned)(((w) >> 16) & 0xffffu))
+#define SW_CHUNK(w)    ((uint32_t)((w) >> 32))
+#define SW_OWNER(w)    ((unsigned)(((w) >> 32) & 0xfffu))
+#define SW_LEASE_MS(w) ((uint32_t)((w) >> 44)) /* 20 bits */
+
+static inline uint64_t sw_item(unsigned tag, uint32_t chunk)
+{
+    return SW_ITEM | ((uint64_t)tag << 16) | ((uint64_t)chunk << 32);
+}
+
+static inline uint64_t sw_filling(unsigned tag, unsigned owner, uint32_t ms)
+{
+    return SW_FILLING | ((uint64_t)tag << 16) | ((uint64_t)(owner & 0xfff) << 32) |
+           ((uint64_t)(ms & 0xfffff) << 44);
+}
+
+/* Bucket words. */
+#define BW_LOCKED(w)  ((w) & 1u)
+#define BW_OWNER(w)   ((unsigned)(((w) >> 1) & 0x7fffu)) /* slot + 1 */
+#define BW_VERSION(w) ((w) >> 16)
+
+/* Chunk state words. */
+#define CS_KIND(s)  ((s) & 3u)
+#define CS_FREE     0u
+#define CS_PRIVATE  1u
+#define CS_PUBLISHED 2u
+#define CS_OWNER(s) ((s) >> 2)
+#define CS_PRIV(o)  (CS_PRIVATE | ((uint32_t)(o) << 2))
+
+/* An item: 48 bytes of header, then key, tag and value bytes. */
+struct hot_item {
+    _Atomic uint32_t state;
+    _Atomic uint8_t ref; /* CLOCK: set by readers only when it is 0 */
+    uint8_t key_type, val_type, tag_type;
+    uint16_t shard;
+    uint16_t flags; /* reserved: WB, TOMB, ACCESS_RESET (write-back) */
+    uint32_t gen;
+    uint32_t key_len, val_len, tag_len;
+    uint32_t reserved;
+    uint64_t ver;
+    double expire;
+    unsigned char data[];
+};
+
+_Static_assert(sizeof(struct hot_preamble) == HOT_LINE, "preamble size");
+_Static_assert(sizeof(struct hot_shard) == 2 * HOT_LINE, "shard block");
+_Static_assert(sizeof(struct hot_proc) == 256, "process slot");
+_Static_assert(sizeof(struct hot_class) == HOT_LINE, "class");
+_Static_assert(sizeof(struct hot_bucket) == HOT_LINE, "bucket");
+_Static_assert(sizeof(struct hot_item) == HOT_ITEM_HDR, "item header");
+
+/* The process-local view of an attached segment. */
+struct tc_hot {
+    unsigned char *base;
+    uint64_t size;
+    struct hot_header *hdr;
+    struct hot_shard *shards;
+    struct hot_proc *procs;
+    struct hot_class *classes;
+    struct hot_page *pagetab;
+    uint32_t *pagelist; /* nclasses x npages */
+    struct hot_bucket *buckets;
+    unsigned char *pages;
+    uint64_t mask;       /* nbuckets - 1 */
+    uint32_t npages, page_size, nclasses, nshards;
+    uint64_t seed;
+    int lockfd;          /* companion file: liveness bytes */
+    int slot;            /* our process slot, -1 if none (read-only) */
+    bool readonly;
+    char *path, *lockpath, *dir;
+    struct hot_proc local; /* counters when we have no slot */
+    struct tc_hot *next_attached;
+};
+
+/* ---- segment.c ---- */
+TC_HIDDEN_SHM uint64_t hot_now_ms(void);
+/* The segment name of a cache directory: malloc'd paths. */
+TC_HIDDEN_SHM int hot_names(const char *dir, char **seg, char **lock,
+                            uint64_t *dev, uint64_t *ino);
+
+/* ---- procslot.c ---- */
+TC_HIDDEN_SHM int hot_proc_claim(struct tc_hot *h);
+TC_HIDDEN_SHM void hot_proc_release(struct tc_hot *h);
+/* True if process slot @s (0-based) is held by a live process. */
+TC_HIDDEN_SHM bool hot_proc_alive(struct tc_hot *h, unsigned s);
+TC_HIDDEN_SHM void hot_count(struct tc_hot *h, enum hot_counter c, uint64_t n);
+/* Recover everything slot @s held (caller owns the slot's byte lock). */
+TC_HIDDEN_SHM void hot_proc_recover(struct tc_hot *h, unsigned s);
+
+/* ---- index.c ---- */
+struct hot_key {
+    int shard;
+    int type;
+    const unsigned char *p;
+    uint32_t len;
+    unsigned char num[8]; /* normalised INTEGER bytes */
+    uint64_t hash;
+    unsigned tag;
+    uint64_t b1, b2; /* bucket indexes, b1 <= b2 after sorting for locks */
+};
+TC_HIDDEN_SHM bool hot_key_make(struct tc_hot *h, int shard, const tc_data *key,
+                                struct hot_key *k);
+/* Hash, tag and buckets of k->shard/type/p/len. */
+TC_HIDDEN_SHM void hot_key_finish(struct tc_hot *h, struct hot_key *k);
+TC_HIDDEN_SHM uint64_t hot_hash(const struct tc_hot *h, int shard, int type,
+                                const void *p, uint32_t len);
+/* Lock / unlock the (one or two) buckets of a key, in index order. */
+TC_HIDDEN_SHM void hot_lock2(struct tc_hot *h, uint64_t a, uint64_t b);
+TC_HIDDEN_SHM void hot_unlock2(struct tc_hot *h, uint64_t a, uint64_t b);
+TC_HIDDEN_SHM void hot_bucket_lock(struct tc_hot *h, struct hot_bucket *b);
+TC_HIDDEN_SHM void hot_bucket_unlock(struct hot_bucket *b);
+/* Chunk address from its index, or NULL if the index is out of bounds. */
+TC_HIDDEN_SHM struct hot_item *hot_chunk(const struct tc_hot *h, uint32_t idx,
+                                         uint32_t *chunk_size);
+/* True if the item in chunk @it holds key @k (bounds-checked). */
+TC_HIDDEN_SHM bool hot_item_is(const struct hot_item *it, uint32_t csize,
+                               const struct hot_key *k);
+
+/* ---- alloc.c ---- */
+/* Claim a chunk for an item of @bytes (PRIVATE(us)); UINT32_MAX if none. */
+TC_HIDDEN_SHM uint32_t hot_alloc(struct tc_hot *h, size_t bytes);
+/* Free a chunk we own (PRIVATE(us)). */
+TC_HIDDEN_SHM void hot_free(struct tc_hot *h, uint32_t idx);
+TC_HIDDEN_SHM int hot_class_of(const struct tc_hot *h, size_t bytes);
+TC_HIDDEN_SHM void hot_pool_lock(struct tc_hot *h);
+TC_HIDDEN_SHM void hot_pool_unlock(struct tc_hot *h);
+/* Free bytes: free chunks of assigned pages plus unassigned pages. */
+TC_HIDDEN_SHM uint64_t hot_free_bytes(struct tc_hot *h, uint64_t *items);
+/* Re-list pages assigned to a class but missing from its list. */
+TC_HIDDEN_SHM void hot_pages_repair(struct tc_hot *h);
+
+#endif /* TC_SHM_LAYOUT_H */

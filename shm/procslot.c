@@ -1,0 +1,200 @@
+/*
+ * procslot.c - process slots: liveness through kernel-released OFD byte
+ * locks, per-process counters, and recovery of what a dead process held
+ * (docs/ARCHITECTURE.md, "Processes, liveness and recovery").
+ *
+ * Slot s is owned by whoever holds the OFD write lock on byte s of the
+ * companion file. The kernel drops it when the owner dies, whatever its pid
+ * or namespace, so a probe with F_OFD_GETLK is a reliable liveness test.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/internal.h"
+#include "layout.h"
+
+static int byte_lock(int fd, unsigned s, short type, int cmd)
+{
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)s;
+    fl.l_len = 1;
+    return fcntl(fd, cmd, &fl);
+}
+
+bool hot_proc_alive(struct tc_hot *h, unsigned s)
+{
+    if ((int)s == h->slot)
+        return true;
+    if (s >= HOT_PROCS || h->lockfd < 0)
+        return true; /* cannot tell: assume alive, never steal */
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)s;
+    fl.l_len = 1;
+    if (fcntl(h->lockfd, F_OFD_GETLK, &fl) != 0)
+        return true;
+    return fl.l_type != F_UNLCK;
+}
+
+void hot_count(struct tc_hot *h, enum hot_counter c, uint64_t n)
+{
+    struct hot_proc *p = h->slot >= 0 ? &h->procs[h->slot] : &h->local;
+    atomic_fetch_add_explicit(&p->ctr[c], n, memory_order_relaxed);
+}
+
+int hot_proc_claim(struct tc_hot *h)
+{
+    unsigned start = (unsigned)getpid() % HOT_PROCS;
+    for (unsigned i = 0; i < HOT_PROCS; i++) {
+        unsigned s = (start + i) % HOT_PROCS;
+        if (byte_lock(h->lockfd, s, F_WRLCK, F_OFD_SETLK) != 0) {
+            if (errno == EAGAIN || errno == EACCES)
+                continue; /* a live process owns it */
+            return tc__oserr(errno, "locking a hot-tier process slot",
+                             h->lockpath);
+        }
+        struct hot_proc *p = &h->procs[s];
+        /* The byte was free: any previous owner is dead. Take back what it
+         * held before reusing the slot. */
+        if (atomic_load(&p->state) != PROC_FREE) {
+            hot_proc_recover(h, s);
+            hot_count(h, C_RECOVERED, 1);
+        }
+        for (int c = 0; c < C_COUNT_; c++)
+            atomic_store_explicit(&p->ctr[c], 0, memory_order_relaxed);
+        atomic_fetch_add(&p->gen, 1);
+        atomic_store(&p->pid, (int32_t)getpid());
+        atomic_store(&p->state, PROC_ACTIVE);
+        h->slot = (int)s;
+        return TC_OK;
+    }
+    return tc__err(TC_EUNSUPPORTED,
+                   "all %d hot-tier process slots are in use; running cold-only",
+                   HOT_PROCS);
+}
+
+void hot_proc_release(struct tc_hot *h)
+{
+    if (h->slot < 0)
+        return;
+    /* Counters stay for tc_hot_stats until the slot is reused. */
+    atomic_store(&h->procs[h->slot].state, PROC_FREE);
+    if (h->lockfd >= 0)
+        byte_lock(h->lockfd, (unsigned)h->slot, F_UNLCK, F_OFD_SETLK);
+    h->slot = -1;
+}
+
+/* ---- recovery ----------------------------------------------------------- */
+
+/* Give chunk @idx, left PRIVATE(@s) by a dead process, to whoever should
+ * have it: PUBLISHED if a slot points at it, else FREE. */
+static void recover_chunk(struct tc_hot *h, uint32_t idx, struct hot_item *it,
+                          uint32_t csize, uint32_t st)
+{
+    struct hot_key k;
+    bool referenced = false;
+    uint32_t klen = it->key_len;
+    if (it->shard < h->nshards && klen <= csize - HOT_ITEM_HDR) {
+        k.shard = it->shard;
+        k.type = it->key_type;
+        k.p = it->data;
+        k.len = klen;
+        hot_key_finish(h, &k);
+        uint64_t b1 = k.b1, b2 = k.b2;
+        hot_lock2(h, b1, b2);
+        for (int pass = 0; pass < 2 && !referenced; pass++) {
+            struct hot_bucket *b = &h->buckets[pass ? b2 : b1];
+            for (int i = 0; i < HOT_SLOTS; i++) {
+                uint64_t w = atomic_load(&b->slot[i]);
+                if (SW_KIND(w) == SW_ITEM && SW_CHUNK(w) == idx)
+                    referenced = true;
+            }
+        }
+        uint32_t expect = st;
+        atomic_compare_exchange_strong(&it->state, &expect,
+                                       referenced ? CS_PUBLISHED : CS_FREE);
+        hot_unlock2(h, b1, b2);
+        return;
+    }
+    /* Garbage key fields: nobody can have published it. */
+    uint32_t expect = st;
+    atomic_compare_exchange_strong(&it->state, &expect, CS_FREE);
+}
+
+void hot_proc_recover(struct tc_hot *h, unsigned s)
+{
+    unsigned owner = s + 1;
+    /* Bucket locks and fill leases. */
+    for (uint64_t bi = 0; bi <= h->mask; bi++) {
+        struct hot_bucket *b = &h->buckets[bi];
+        uint64_t w = atomic_load(&b->word);
+        if (BW_LOCKED(w) && BW_OWNER(w) == owner) {
+            uint64_t un = (BW_VERSION(w) + 1) << 16;
+            if (atomic_compare_exchange_strong(&b->word, &w, un))
+                hot_count(h, C_LOCK_REPAIRS, 1);
+        }
+        for (int i = 0; i < HOT_SLOTS; i++) {
+            uint64_t sw = atomic_load(&b->slot[i]);
+            if (SW_KIND(sw) == SW_FILLING && SW_OWNER(sw) == s) {
+                hot_bucket_lock(h, b);
+                uint64_t again = atomic_load(&b->slot[i]);
+                if (again == sw)
+                    atomic_store(&b->slot[i], 0);
+                hot_bucket_unlock(b);
+            }
+        }
+    }
+    /* Chunks it had claimed. */
+    hot_pool_lock(h);
+    for (uint32_t c = 0; c < h->nclasses; c++) {
+        uint32_t np = atomic_load(&h->classes[c].npages);
+        uint32_t cs = h->classes[c].chunk_size, pp = h->classes[c].per_page;
+        if (np > h->npages)
+            np = h->npages;
+        for (uint32_t i = 0; i < np; i++) {
+            uint32_t pg = h->pagelist[(uint64_t)c * h->npages + i];
+            if (pg >= h->npages)
+                continue;
+            for (uint32_t j = 0; j < pp; j++) {
+                struct hot_item *it =
+                    (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
+                                        (uint64_t)j * cs);
+                uint32_t st = atomic_load(&it->state);
+                if (CS_KIND(st) == CS_PRIVATE && CS_OWNER(st) == s)
+                    recover_chunk(h, (pg << 16) | j, it, cs, st);
+            }
+        }
+    }
+    hot_pool_unlock(h);
+    atomic_store(&h->procs[s].state, PROC_FREE);
+}
+
+uint64_t tc_hot_recover_dead(struct tc_hot *h)
+{
+    uint64_t n = 0;
+    if (h->readonly || h->lockfd < 0)
+        return 0;
+    for (unsigned s = 0; s < HOT_PROCS; s++) {
+        if ((int)s == h->slot ||
+            atomic_load(&h->procs[s].state) == PROC_FREE)
+            continue;
+        if (byte_lock(h->lockfd, s, F_WRLCK, F_OFD_SETLK) != 0)
+            continue; /* alive */
+        if (atomic_load(&h->procs[s].state) != PROC_FREE) {
+            hot_proc_recover(h, s);
+            n++;
+        }
+        byte_lock(h->lockfd, s, F_UNLCK, F_OFD_SETLK);
+    }
+    /* A pool lock held by a dead owner is repaired by hot_pool_lock. */
+    if (n)
+        hot_count(h, C_RECOVERED, n);
+    return n;
+}
