@@ -449,7 +449,10 @@ int tc_hot_attach(const struct tc_hot_params *p, struct tc_hot **out)
     }
     mode_t mode = (p->mode & 0644) | 0600;
     h->lockfd = open(h->lockpath,
-                     (p->readonly ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC |
+                     (p->readonly ? O_RDONLY
+                      : p->size   ? O_RDWR | O_CREAT
+                                  : O_RDWR) |
+                         O_CLOEXEC |
                          O_NOFOLLOW,
                      mode);
     if (h->lockfd < 0) {

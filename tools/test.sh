@@ -63,12 +63,12 @@ configure() {
   fi
 }
 
-step "configure (werror)" configure build-test --werror -Dtests=true
+step "configure (werror)" configure build-test --werror -Dtests=true -Dtest_hooks=true
 step "build (werror)" ninja -C build-test
 run_suite "all suites" meson test -C build-test --num-processes "$jobs" --print-errorlogs
 
 step "configure (asan+ubsan)" configure build-asan -Dtests=true \
-  -Db_sanitize=address,undefined -Db_lundef=false
+  -Db_sanitize=address,undefined -Db_lundef=false -Dtest_hooks=true
 step "build (asan+ubsan)" ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   run_suite "asan+ubsan: unit mp cli" meson test -C build-asan --num-processes "$jobs" \
