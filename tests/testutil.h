@@ -376,6 +376,9 @@ static inline int tu_db_has_index(const char *dir, const char *name)
 /* ===================================================================== */
 /* Cache helpers                                                         */
 
+/* Hot-tier size for test caches: small enough for many at once. */
+#define TU_HOT_SIZE (8u << 20)
+
 /* tu_open_ex - create a handle, apply the fake clock (may be NULL) and the
  * shard choice, run @configure (may be NULL) for extra setters, open @dir
  * and assert TC_OK. The hot tier is disabled (hot size 0): these suites
@@ -388,7 +391,9 @@ static inline tc_cache *tu_open_ex(const char *dir, int shards,
     tc_cache *c = NULL;
     TU_OK(tc_create(&c));
     cr_assert_not_null(c);
-    (void)tc_set_hot_size(c, 0);
+    /* TU_HOT=1 runs the cold-tier suites with the hot tier on. */
+    const char *hot = getenv("TU_HOT");
+    (void)tc_set_hot_size(c, hot && *hot == '1' ? TU_HOT_SIZE : 0);
     TU_OK(tc_set_shards(c, shards));
     if (clk)
         TU_OK(tc_set_clock(c, tu_clock_fn, clk));
@@ -401,7 +406,6 @@ static inline tc_cache *tu_open_ex(const char *dir, int shards,
 /* tu_open_hot - like tu_open_ex, with the hot tier on: @hot_size bytes
  * (recorded when the directory is created; TU_HOT_SIZE is small enough for
  * many test caches at once). */
-#define TU_HOT_SIZE (8u << 20)
 static inline tc_cache *tu_open_hot(const char *dir, int shards,
                                     struct tu_clock *clk, uint64_t hot_size)
 {

@@ -66,6 +66,8 @@ configure() {
 step "configure (werror)" configure build-test --werror -Dtests=true -Dtest_hooks=true
 step "build (werror)" ninja -C build-test
 run_suite "all suites" meson test -C build-test --num-processes "$jobs" --print-errorlogs
+run_suite "unit suites with the hot tier on" meson test -C build-test --setup hot \
+  --suite unit --num-processes "$jobs" --print-errorlogs
 
 step "configure (asan+ubsan)" configure build-asan -Dtests=true \
   -Db_sanitize=address,undefined -Db_lundef=false -Dtest_hooks=true
