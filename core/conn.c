@@ -499,6 +499,7 @@ static int txn_end(tc_cache *c, bool commit)
             continue;
         finish_stmts(k);
         if (commit && rc == TC_OK) {
+            tc__hot_precommit(c, k);
             rc = tc__exec_stmt(k, tc__stmt(k, ST_COMMIT), "committing");
             if (rc) {
                 rollback_write(c, k);
@@ -612,6 +613,7 @@ int tc__work_end(struct tc_work *w, int rc)
     }
     if (w->write) {
         if (rc >= 0) {
+            tc__hot_precommit(w->c, k);
             int crc = tc__exec_stmt(k, tc__stmt(k, ST_COMMIT), "committing");
             if (crc) {
                 rollback_write(w->c, k);

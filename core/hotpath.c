@@ -30,6 +30,22 @@ static struct tc_hot *hot_of(tc_cache *c)
     return atomic_load_explicit(&c->hot, memory_order_acquire);
 }
 
+/* The foreign-writer check of a shard against SQLite's sequence. True if
+ * foreign commits were found (the shard's hot items are gone). */
+static bool foreign_check(tc_cache *c, struct tc_hot *h, int shard)
+{
+    uint64_t seq;
+    if (tc_commit_seq(c, shard, &seq) != TC_OK)
+        return false;
+    return tc_hot_foreign_check(h, shard, seq);
+}
+
+static void foreign_check_all(tc_cache *c, struct tc_hot *h)
+{
+    for (int i = 0; i < c->nshards; i++)
+        (void)foreign_check(c, h, i);
+}
+
 static int read_meta(tc_cache *c, char *id, size_t idlen, uint64_t *hot_size)
 {
     struct tc_work w;
@@ -87,12 +103,16 @@ void tc__hot_open(tc_cache *c)
 {
     c->hot_read = c->hot_size != 0;
     struct tc_hot *h = attach(c, c->hot_read && !c->readonly);
-    if (h) {
-        uint64_t n = tc_hot_recover_dead(h);
-        (void)n;
-        tc__hot_floor_repair(c, h);
-    }
+    const char *ms = getenv("TIERCACHE_FOREIGN_CHECK_MS");
+    c->foreign_check_ms = ms && *ms ? strtoull(ms, NULL, 10) : 1000;
     atomic_store(&c->hot, h);
+    if (h) {
+        (void)tc_hot_recover_dead(h);
+        tc__hot_floor_repair(c, h);
+        /* The segment outlives processes: writes made while nobody had it
+         * mapped are found here. */
+        foreign_check_all(c, h);
+    }
 }
 
 void tc__hot_close(tc_cache *c)
@@ -163,14 +183,26 @@ static double hot_now(tc_cache *c)
     return c->clock ? c->clock(c->clock_arg) : NAN; /* NAN: coarse clock */
 }
 
+/* Bounded lag for foreign writers while only hits happen: once per
+ * interval (per shard, across processes) one hit pays a SQLite read. */
+static bool foreign_due(tc_cache *c, struct tc_hot *h, int shard)
+{
+    return c->foreign_check_ms &&
+           tc_hot_check_due(h, shard, c->foreign_check_ms) &&
+           foreign_check(c, h, shard);
+}
+
 int tc__hot_get_buf(tc_cache *c, int shard, const tc_data *key, void *buf,
                     size_t cap, size_t *len, int *type, double *expire)
 {
     struct tc_hot *h;
     if (!reads_hot(c, shard) || !(h = hot_current(c)))
         return TC_HOT_MISS;
-    return tc_hot_get_buf(h, shard, key, hot_now(c), buf, cap, len, type,
-                          expire);
+    int r = tc_hot_get_buf(h, shard, key, hot_now(c), buf, cap, len, type,
+                           expire);
+    if (r != TC_HOT_MISS && foreign_due(c, h, shard))
+        return TC_HOT_MISS;
+    return r;
 }
 
 int tc__hot_get(tc_cache *c, int shard, const tc_data *key, tc_item *out)
@@ -178,7 +210,10 @@ int tc__hot_get(tc_cache *c, int shard, const tc_data *key, tc_item *out)
     struct tc_hot *h;
     if (!reads_hot(c, shard) || !(h = hot_current(c)))
         return TC_HOT_MISS;
-    return tc_hot_get(h, shard, key, hot_now(c), out);
+    int r = tc_hot_get(h, shard, key, hot_now(c), out);
+    if (r != TC_HOT_MISS && foreign_due(c, h, shard))
+        return TC_HOT_MISS;
+    return r;
 }
 
 /* Before a cold read of a hot miss: returns true if the caller should fill
@@ -210,6 +245,9 @@ void tc__hot_fill_end(tc_cache *c, int shard, const tc_data *key,
     struct tc_hot *h = hot_of(c);
     if (!h)
         return;
+    /* The snapshot's sequence doubles as a foreign-writer check. */
+    if (found)
+        (void)tc_hot_foreign_check(h, shard, snap);
     if (found)
         tc_hot_fill(h, shard, key, it, snap);
     else
@@ -219,16 +257,46 @@ void tc__hot_fill_end(tc_cache *c, int shard, const tc_data *key,
 void tc__hot_write_begin(tc_cache *c, struct tc_conn *k)
 {
     struct tc_hot *h = hot_for_write(c);
-    if (h)
-        tc_hot_write_begin(h, k->shard, k->seq);
+    k->seen_set = false;
+    if (!h || !k->seq)
+        return;
+    /* Commits since the last one tiercache reflected came from elsewhere
+     * (python-diskcache, the sqlite3 shell): drop the shard's items. */
+    tc_hot_foreign_check(h, k->shard, k->seq - 1);
+    tc_hot_write_begin(h, k->shard, k->seq);
+}
+
+void tc__hot_precommit(tc_cache *c, struct tc_conn *k)
+{
+    struct tc_hot *h = hot_of(c);
+    if (!h || !k->seq)
+        return;
+    /* The sequence after this transaction's own changes (its triggers
+     * moved it): what the hot tier will reflect once we commit. */
+    sqlite3_stmt *st = tc__stmt(k, ST_SEQ_GET);
+    if (!st)
+        return;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        sqlite3_int64 f = sqlite3_column_int64(st, 0);
+        if (f > 0) {
+            k->seen_f = (uint64_t)f;
+            k->seen_prev = tc_hot_seen_set(h, k->shard, k->seen_f);
+            k->seen_set = true;
+        }
+    }
+    sqlite3_reset(st);
 }
 
 void tc__hot_write_abort(tc_cache *c, struct tc_conn *k)
 {
     struct tc_hot *h = hot_of(c);
+    if (h && k->seen_set)
+        tc_hot_seen_restore(h, k->shard, k->seen_f, k->seen_prev);
+    k->seen_set = false;
     if (h && k->seq)
         tc_hot_write_abort(h, k->shard, k->seq);
 }
+
 
 void tc__hot_publish(tc_cache *c, int shard, const tc_data *key,
                      const tc_data *val, const tc_data *tag, double expire,

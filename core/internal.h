@@ -183,6 +183,8 @@ struct tc_conn {
     tc_cache *cache;      /* for the hot tier's preupdate hook */
     int shard;
     uint64_t seq; /* commit_seq of the open write transaction, else 0 */
+    uint64_t seen_f, seen_prev; /* hot tier's seen_seq set before COMMIT */
+    bool seen_set;
 };
 
 struct tc_shard {
@@ -242,6 +244,7 @@ struct tc_cache {
     /* hot tier (hotpath.c) */
     struct tc_hot *_Atomic hot; /* NULL: cold-only */
     bool hot_read;              /* this process reads through it */
+    uint64_t foreign_check_ms;  /* hit-path foreign-writer check interval */
     pthread_mutex_t hot_lock;   /* serialises re-attaching */
     struct tc_hot **hot_old;    /* retired views, unmapped at close */
     size_t hot_old_count;
@@ -396,6 +399,8 @@ TC_HIDDEN void tc__hot_fill_end(tc_cache *c, int shard, const tc_data *key,
                                 const tc_item *it, bool found, uint64_t snap);
 TC_HIDDEN void tc__hot_write_begin(tc_cache *c, struct tc_conn *k);
 TC_HIDDEN void tc__hot_write_abort(tc_cache *c, struct tc_conn *k);
+/* Just before COMMIT of @k's write transaction. */
+TC_HIDDEN void tc__hot_precommit(tc_cache *c, struct tc_conn *k);
 TC_HIDDEN void tc__hot_publish(tc_cache *c, int shard, const tc_data *key,
                                const tc_data *val, const tc_data *tag,
                                double expire, uint64_t n);

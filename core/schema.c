@@ -76,6 +76,23 @@ static const char *const trigger_schema[] = {
     " WHERE key = 'size'; END",
 };
 
+/* tiercache's own triggers (DESIGN-BRIEF 3, 9.13): every change to what a
+ * get returns moves the commit sequence, whoever makes it (python-diskcache
+ * and the sqlite3 shell included), so the hot tier can tell that a foreign
+ * writer changed a shard. Access-time and access-count updates do not. */
+static const char *const seq_trigger_schema[] = {
+    "CREATE TRIGGER IF NOT EXISTS TiercacheMeta_seq_insert AFTER INSERT ON"
+    " Cache FOR EACH ROW BEGIN UPDATE TiercacheMeta SET value = value + 1"
+    " WHERE key = 'commit_seq'; END",
+    "CREATE TRIGGER IF NOT EXISTS TiercacheMeta_seq_delete AFTER DELETE ON"
+    " Cache FOR EACH ROW BEGIN UPDATE TiercacheMeta SET value = value + 1"
+    " WHERE key = 'commit_seq'; END",
+    "CREATE TRIGGER IF NOT EXISTS TiercacheMeta_seq_update AFTER UPDATE OF"
+    " key, raw, expire_time, tag, mode, filename, value ON Cache FOR EACH ROW"
+    " BEGIN UPDATE TiercacheMeta SET value = value + 1"
+    " WHERE key = 'commit_seq'; END",
+};
+
 /* Objects a complete database has, whatever its settings. */
 static const char *const required_names[] = {
     "Settings",
@@ -88,6 +105,9 @@ static const char *const required_names[] = {
     "Settings_size_update",
     "Settings_size_delete",
     "TiercacheMeta",
+    "TiercacheMeta_seq_insert",
+    "TiercacheMeta_seq_delete",
+    "TiercacheMeta_seq_update",
 };
 
 static const char *const policy_index_name[] = {
@@ -479,6 +499,8 @@ static int initialise(tc_cache *c, struct tc_shard *s, sqlite3 *db,
             (unsigned long long)(c->hot_size ? c->hot_size : DEFAULT_HOT_SIZE));
         rc = tc__exec(db, sql, "writing TiercacheMeta");
     }
+    for (size_t i = 0; i < 3 && rc == TC_OK; i++)
+        rc = tc__exec(db, seq_trigger_schema[i], "creating triggers");
     if (rc == TC_OK)
         rc = tc__exec(db, "COMMIT", "committing the schema");
     if (rc)

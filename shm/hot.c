@@ -580,6 +580,58 @@ void tc_hot_sweep_shard(struct tc_hot *h, int shard)
     }
 }
 
+/* ---- foreign writers ----------------------------------------------------- */
+
+uint64_t tc_hot_seen_set(struct tc_hot *h, int shard, uint64_t f)
+{
+    if ((unsigned)shard >= h->nshards || h->readonly)
+        return 0;
+    /* We hold the shard's write lock: @f is the truth, even if a writer
+     * that died before its COMMIT left a larger value. */
+    return atomic_exchange(&h->shards[shard].seen_seq, f);
+}
+
+void tc_hot_seen_restore(struct tc_hot *h, int shard, uint64_t f,
+                         uint64_t prev)
+{
+    if ((unsigned)shard >= h->nshards || h->readonly)
+        return;
+    uint64_t expect = f;
+    atomic_compare_exchange_strong(&h->shards[shard].seen_seq, &expect, prev);
+}
+
+bool tc_hot_foreign_check(struct tc_hot *h, int shard, uint64_t s)
+{
+    if ((unsigned)shard >= h->nshards || h->readonly)
+        return false;
+    struct hot_shard *sh = &h->shards[shard];
+    uint64_t seen = atomic_load(&sh->seen_seq);
+    if (s <= seen)
+        return false;
+    /* Fills from snapshots before @s are refused, and every item of the
+     * shard becomes a miss. */
+    uint64_t cur = atomic_load(&sh->floor);
+    while (cur < s && !atomic_compare_exchange_weak(&sh->floor, &cur, s))
+        ;
+    atomic_fetch_add(&sh->gen, 1);
+    while (seen < s && !atomic_compare_exchange_weak(&sh->seen_seq, &seen, s))
+        ;
+    hot_count(h, C_INVALIDATIONS, 1);
+    return true;
+}
+
+bool tc_hot_check_due(struct tc_hot *h, int shard, uint64_t interval_ms)
+{
+    if ((unsigned)shard >= h->nshards || h->readonly)
+        return false;
+    _Atomic uint64_t *t = &h->shards[shard].checked_ms;
+    uint64_t now = hot_now_ms();
+    uint64_t last = atomic_load_explicit(t, memory_order_relaxed);
+    if (now - last < interval_ms)
+        return false;
+    return atomic_compare_exchange_strong(t, &last, now);
+}
+
 /* ---- statistics and checking -------------------------------------------- */
 
 uint64_t tc_hot_floor(const struct tc_hot *h, int shard)

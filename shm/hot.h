@@ -102,6 +102,25 @@ TC_HIDDEN_SHM void tc_hot_publish(struct tc_hot *h, int shard,
 /* After a bulk operation committed: free the items it invalidated. */
 TC_HIDDEN_SHM void tc_hot_sweep_shard(struct tc_hot *h, int shard);
 
+/* ---- foreign writers (DESIGN-BRIEF 9.13) ------------------------------ */
+
+/* Before COMMIT of a tiercache write transaction whose final commit
+ * sequence is @f: record it as reflected; returns the previous value for
+ * tc_hot_seen_restore on rollback. */
+TC_HIDDEN_SHM uint64_t tc_hot_seen_set(struct tc_hot *h, int shard,
+                                       uint64_t f);
+TC_HIDDEN_SHM void tc_hot_seen_restore(struct tc_hot *h, int shard,
+                                       uint64_t f, uint64_t prev);
+/* SQLite's commit sequence of @shard is @s: if it is beyond what the hot
+ * tier reflects, someone else wrote the shard; invalidate all of it.
+ * Returns true in that case. */
+TC_HIDDEN_SHM bool tc_hot_foreign_check(struct tc_hot *h, int shard,
+                                        uint64_t s);
+/* True (for one caller per interval) when a foreign-writer check of
+ * @shard is due. */
+TC_HIDDEN_SHM bool tc_hot_check_due(struct tc_hot *h, int shard,
+                                    uint64_t interval_ms);
+
 /* ---- maintenance ------------------------------------------------------ */
 
 TC_HIDDEN_SHM uint64_t tc_hot_floor(const struct tc_hot *h, int shard);

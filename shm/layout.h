@@ -73,7 +73,12 @@ struct hot_shard {
     _Atomic uint64_t vnext;       /* reserved (write-back) */
     _Atomic uint64_t dirty_bytes; /* reserved (write-back) */
     uint8_t pad1[HOT_LINE - 32];
-    uint8_t flusher[HOT_LINE]; /* reserved (write-back) */
+    /* Second line: what the hot tier knows of SQLite. */
+    _Atomic uint64_t flushed;    /* reserved (write-back flush cursor) */
+    _Atomic uint64_t absorbed;   /* reserved (write-back change log) */
+    _Atomic uint64_t seen_seq;   /* commits reflected in the hot tier */
+    _Atomic uint64_t checked_ms; /* last foreign-writer check */
+    uint8_t pad2[HOT_LINE - 32];
 };
 
 enum { PROC_FREE = 0, PROC_ACTIVE = 1 };
