@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../shm/hot.h"
 #include "internal.h"
@@ -103,6 +104,10 @@ void tc__hot_open(tc_cache *c)
 {
     c->hot_read = c->hot_size != 0;
     struct tc_hot *h = attach(c, c->hot_read && !c->readonly);
+    char *lock;
+    uint64_t dev, ino;
+    if (hot_names(c->dir, &c->hot_seg_path, &lock, &dev, &ino) == TC_OK)
+        free(lock);
     const char *ms = getenv("TIERCACHE_FOREIGN_CHECK_MS");
     c->foreign_check_ms = ms && *ms ? strtoull(ms, NULL, 10) : 1000;
     atomic_store(&c->hot, h);
@@ -122,6 +127,8 @@ void tc__hot_close(tc_cache *c)
         tc_hot_detach(c->hot_old[i]);
     free(c->hot_old);
     c->hot_old = NULL;
+    free(c->hot_seg_path);
+    c->hot_seg_path = NULL;
     c->hot_old_count = 0;
 }
 
@@ -158,8 +165,11 @@ static struct tc_hot *hot_current(tc_cache *c)
 static struct tc_hot *hot_for_write(tc_cache *c)
 {
     struct tc_hot *h = hot_current(c);
-    if (h || c->readonly)
+    if (h || c->readonly || !c->hot_seg_path)
         return h;
+    /* One access() per write transaction while no segment exists. */
+    if (access(c->hot_seg_path, F_OK) != 0)
+        return NULL;
     pthread_mutex_lock(&c->hot_lock);
     if (!hot_of(c)) {
         struct tc_hot *n = attach(c, false);

@@ -245,6 +245,7 @@ struct tc_cache {
     struct tc_hot *_Atomic hot; /* NULL: cold-only */
     bool hot_read;              /* this process reads through it */
     uint64_t foreign_check_ms;  /* hit-path foreign-writer check interval */
+    char *hot_seg_path;         /* the segment's name, for attach-later */
     pthread_mutex_t hot_lock;   /* serialises re-attaching */
     struct tc_hot **hot_old;    /* retired views, unmapped at close */
     size_t hot_old_count;

@@ -144,6 +144,9 @@ TC_HIDDEN_SHM uint64_t tc_hot_check_walk(struct tc_hot *h,
                                                       const struct tc_hot_entry *),
                                          void *arg);
 
+/* The segment and lock-file names of a cache directory (malloc'd). */
+TC_HIDDEN_SHM int hot_names(const char *dir, char **seg, char **lock,
+                            uint64_t *dev, uint64_t *ino);
 /* Segment files: remove the segment of @dir; remove orphans. */
 TC_HIDDEN_SHM int tc_hot_unlink_dir(const char *dir);
 TC_HIDDEN_SHM int tc_hot_gc_orphans(uint64_t *removed);

@@ -208,9 +208,6 @@ struct tc_hot {
 
 /* ---- segment.c ---- */
 TC_HIDDEN_SHM uint64_t hot_now_ms(void);
-/* The segment name of a cache directory: malloc'd paths. */
-TC_HIDDEN_SHM int hot_names(const char *dir, char **seg, char **lock,
-                            uint64_t *dev, uint64_t *ino);
 
 /* ---- procslot.c ---- */
 TC_HIDDEN_SHM int hot_proc_claim(struct tc_hot *h);
