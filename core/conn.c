@@ -76,6 +76,12 @@ void tc__shard_settings(struct tc_shard *s, const struct tc_settings *set)
     atomic_store(&s->slow_get, set->statistics ||
                                    set->policy == TC_POLICY_LRU ||
                                    set->policy == TC_POLICY_LFU);
+    /* Hot hits record LRU/LFU accesses in the segment; diskcache's
+     * hit/miss counters (statistics=1) need every get in SQLite. */
+    atomic_store(&s->hot_access, set->statistics                ? -1
+                                 : set->policy == TC_POLICY_LRU ? 1
+                                 : set->policy == TC_POLICY_LFU ? 2
+                                                                : 0);
     pthread_mutex_unlock(&s->lock);
 }
 

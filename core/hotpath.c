@@ -81,8 +81,8 @@ static struct tc_hot *attach(tc_cache *c, bool create)
     char id[128];
     uint64_t size;
     struct stat st;
-    if (!c->shard[0].has_meta || read_meta(c, id, sizeof id, &size) ||
-        !id[0] || size == 0 || stat(c->shard[0].dbpath, &st) != 0)
+    if (!c->shard[0].has_meta || read_meta(c, id, sizeof id, &size) || !id[0] ||
+        size == 0 || stat(c->shard[0].dbpath, &st) != 0)
         return NULL;
     struct tc_hot_params p = {
         .dir = c->dir,
@@ -183,9 +183,15 @@ static struct tc_hot *hot_for_write(tc_cache *c)
 static bool reads_hot(tc_cache *c, int shard)
 {
     return c->hot_read &&
-           !atomic_load_explicit(&c->shard[shard].slow_get,
-                                 memory_order_relaxed) &&
+           atomic_load_explicit(&c->shard[shard].hot_access,
+                                memory_order_relaxed) >= 0 &&
            !tc__txn_find(c);
+}
+
+static int access_of(tc_cache *c, int shard)
+{
+    return atomic_load_explicit(&c->shard[shard].hot_access,
+                                memory_order_relaxed);
 }
 
 static double hot_now(tc_cache *c)
@@ -208,8 +214,8 @@ int tc__hot_get_buf(tc_cache *c, int shard, const tc_data *key, void *buf,
     struct tc_hot *h;
     if (!reads_hot(c, shard) || !(h = hot_current(c)))
         return TC_HOT_MISS;
-    int r = tc_hot_get_buf(h, shard, key, hot_now(c), buf, cap, len, type,
-                           expire);
+    int r = tc_hot_get_buf(h, shard, key, hot_now(c), access_of(c, shard), buf,
+                           cap, len, type, expire);
     if (r != TC_HOT_MISS && foreign_due(c, h, shard))
         return TC_HOT_MISS;
     return r;
@@ -220,7 +226,7 @@ int tc__hot_get(tc_cache *c, int shard, const tc_data *key, tc_item *out)
     struct tc_hot *h;
     if (!reads_hot(c, shard) || !(h = hot_current(c)))
         return TC_HOT_MISS;
-    int r = tc_hot_get(h, shard, key, hot_now(c), out);
+    int r = tc_hot_get(h, shard, key, hot_now(c), access_of(c, shard), out);
     if (r != TC_HOT_MISS && foreign_due(c, h, shard))
         return TC_HOT_MISS;
     return r;
@@ -241,7 +247,8 @@ bool tc__hot_fill_begin(tc_cache *c, int shard, const tc_data *key,
     for (int i = 0; i < 40; i++) {
         struct timespec ts = {0, 50000};
         nanosleep(&ts, NULL);
-        if (out && tc_hot_get(h, shard, key, hot_now(c), out) == TC_HOT_HIT) {
+        if (out && tc_hot_get(h, shard, key, hot_now(c), access_of(c, shard),
+                              out) == TC_HOT_HIT) {
             *hit = true;
             return false;
         }
@@ -335,6 +342,58 @@ void tc__hot_floor_repair(tc_cache *c, struct tc_hot *h)
     }
 }
 
+/* ---- access data: hot hits folded into SQLite ---------------------------- */
+
+struct fold_ctx {
+    sqlite3_stmt *st;
+    int rc;
+};
+
+static void fold_one(void *arg, const tc_data *key, uint32_t atime,
+                     uint64_t count)
+{
+    struct fold_ctx *x = arg;
+    if (x->rc)
+        return;
+    sqlite3_bind_double(x->st, 1, (double)atime);
+    sqlite3_bind_int64(x->st, 2,
+                       count > INT64_MAX ? INT64_MAX : (int64_t)count);
+    tc__bind_data(x->st, 3, key);
+    int src = sqlite3_step(x->st);
+    sqlite3_reset(x->st);
+    if (src != SQLITE_DONE)
+        x->rc = tc__sqlerr(sqlite3_db_handle(x->st), src, "folding accesses");
+}
+
+int tc__hot_fold(struct tc_work *w, bool force)
+{
+    tc_cache *c = w->c;
+    struct tc_hot *h = hot_of(c);
+    int shard = w->s->index;
+    if (!h ||
+        (w->set.policy != TC_POLICY_LRU && w->set.policy != TC_POLICY_LFU))
+        return TC_OK;
+    if (!force && !tc_hot_check_due_fold(h, shard))
+        return TC_OK;
+    struct fold_ctx x = {NULL, TC_OK};
+    /* Never move access data backwards: hits may be older than a cold
+     * get's update. LRU takes the time, LFU the estimated count. */
+    int rc = tc__prepare(w->k,
+                         w->set.policy == TC_POLICY_LRU
+                             ? "UPDATE Cache SET access_time ="
+                               " MAX(access_time, ?1) + 0 * ?2"
+                               " WHERE key = ?3 AND raw = 1"
+                             : "UPDATE Cache SET access_count ="
+                               " MAX(access_count, ?2) + 0 * ?1"
+                               " WHERE key = ?3 AND raw = 1",
+                         &x.st);
+    if (rc)
+        return rc;
+    tc_hot_access_fold(h, shard, fold_one, &x);
+    sqlite3_finalize(x.st);
+    return x.rc;
+}
+
 /* ---- intents: the preupdate hook ---------------------------------------- */
 
 enum {
@@ -426,10 +485,9 @@ static void preupdate(void *arg, sqlite3 *db, int op, const char *zdb,
     if (op == SQLITE_UPDATE) {
         /* Access-time and access-count updates change nothing a get
          * returns: no intent for them. */
-        static const int cols[] = {CACHE_COL_KEY,  CACHE_COL_RAW,
-                                   CACHE_COL_EXPIRE, CACHE_COL_TAG,
-                                   CACHE_COL_MODE, CACHE_COL_FILENAME,
-                                   CACHE_COL_VALUE};
+        static const int cols[] = {
+            CACHE_COL_KEY,  CACHE_COL_RAW,      CACHE_COL_EXPIRE, CACHE_COL_TAG,
+            CACHE_COL_MODE, CACHE_COL_FILENAME, CACHE_COL_VALUE};
         bool changed = false;
         for (size_t i = 0; i < sizeof cols / sizeof cols[0] && !changed; i++) {
             sqlite3_value *a = NULL, *b = NULL;
@@ -456,7 +514,8 @@ void tc__hot_conn_init(tc_cache *c, struct tc_conn *k)
         sqlite3_preupdate_hook(k->db, preupdate, k);
 }
 
-/* ---- public API ----------------------------------------------------------- */
+/* ---- public API -----------------------------------------------------------
+ */
 
 int tc_hot_stats_get(tc_cache *c, tc_hot_stats *out)
 {
@@ -515,8 +574,10 @@ static void check_each(void *arg, const struct tc_hot_entry *e)
         why = "tag differs from SQLite";
     if (why) {
         char msg[300];
-        snprintf(msg, sizeof msg, "shard %d key %.*s (%zu bytes): %s",
-                 e->shard, e->key.type == TC_TEXT ? (int)(e->key.len > 80 ? 80 : e->key.len) : 0,
+        snprintf(msg, sizeof msg, "shard %d key %.*s (%zu bytes): %s", e->shard,
+                 e->key.type == TC_TEXT
+                     ? (int)(e->key.len > 80 ? 80 : e->key.len)
+                     : 0,
                  e->key.type == TC_TEXT ? (const char *)e->key.ptr : "",
                  e->key.len, why);
         if (x->fn)

@@ -194,7 +194,9 @@ struct tc_shard {
     pthread_mutex_t lock;
     struct tc_conn *idle; /* pool of idle connections (under lock) */
     struct tc_settings set;
-    atomic_int slow_get; /* gets write (statistics, LRU, LFU): lock-free */
+    atomic_int slow_get;   /* gets write (statistics, LRU, LFU): lock-free */
+    atomic_int hot_access; /* -1: no hot reads (statistics), else the
+                              TC_HOT_ACCESS_* mode hits record */
     bool has_meta;  /* TiercacheMeta exists (not for a foreign read-only) */
     bool immutable; /* read-only with no -wal/-shm: SQLite immutable=1 */
 };
@@ -400,6 +402,10 @@ TC_HIDDEN void tc__hot_fill_end(tc_cache *c, int shard, const tc_data *key,
                                 const tc_item *it, bool found, uint64_t snap);
 TC_HIDDEN void tc__hot_write_begin(tc_cache *c, struct tc_conn *k);
 TC_HIDDEN void tc__hot_write_abort(tc_cache *c, struct tc_conn *k);
+/* Fold the hot tier's access data of @w's shard into access_time and
+ * access_count (before culling by LRU/LFU). Without @force, at most once
+ * a second per shard. */
+TC_HIDDEN int tc__hot_fold(struct tc_work *w, bool force);
 /* Just before COMMIT of @k's write transaction. */
 TC_HIDDEN void tc__hot_precommit(tc_cache *c, struct tc_conn *k);
 TC_HIDDEN void tc__hot_publish(tc_cache *c, int shard, const tc_data *key,

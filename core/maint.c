@@ -154,6 +154,7 @@ int tc__shard_cull(tc_cache *c, int shard, uint64_t *count, unsigned flags)
     static const enum tc_stmt_id cull[] = {ST_CULL_LRS, ST_CULL_LRS,
                                            ST_CULL_LRU, ST_CULL_LFU};
     uint64_t expired = 0;
+    bool folded = false;
     int rc = tc__shard_expire(c, shard, NAN, &expired, flags);
 
     *count = expired;
@@ -166,6 +167,10 @@ int tc__shard_cull(tc_cache *c, int shard, uint64_t *count, unsigned flags)
             return rc;
         if (w.set.policy == TC_POLICY_NONE)
             return tc__work_end(&w, TC_OK);
+        /* Hot hits never reached SQLite: fold them in first (once). */
+        if (!folded && (rc = tc__hot_fold(&w, true)))
+            return tc__work_end(&w, rc);
+        folded = true;
         rc = tc__volume(&w, &vol);
         if (rc || (double)vol <= w.set.size_limit)
             return tc__work_end(&w, rc);

@@ -220,12 +220,18 @@ int tc__cull_inline(struct tc_work *w, double now, int64_t limit)
             break;
     }
     /* What expiry removed counts against the budget, as in diskcache. */
+    bool folded = false;
     while (budget > 0 && w->set.policy != TC_POLICY_NONE) {
         uint64_t vol;
         if ((rc = tc__volume(w, &vol)))
             return rc;
         if ((double)vol < w->set.size_limit)
             break;
+        /* Hot hits never reached SQLite: fold them in before choosing
+         * LRU/LFU victims (DESIGN-BRIEF 9.4). */
+        if (!folded && (rc = tc__hot_fold(w, false)))
+            return rc;
+        folded = true;
         sqlite3_stmt *st = tc__stmt(k, cull[w->set.policy]);
         if (!st)
             return TC_EINTERNAL;
@@ -467,8 +473,8 @@ static int touch_access(struct tc_work *w, int64_t rowid, double now)
     return tc__exec_stmt(w->k, st, "recording an access");
 }
 
-static int op_get_cold(tc_cache *c, int shard, const tc_data *key,
-                       tc_item *out, uint64_t *snap, unsigned flags)
+static int op_get_cold(tc_cache *c, int shard, const tc_data *key, tc_item *out,
+                       uint64_t *snap, unsigned flags)
 {
     struct tc_work w;
     int rc;
@@ -651,8 +657,8 @@ int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
         return tc__err(TC_EINVAL, "tc_get_buf: len is NULL or buf is NULL");
     /* The hot tier copies straight into buf, allocating nothing. */
     if (key_plausible(key)) {
-        int hr = tc__hot_get_buf(c, shard_of(c, key), key, buf, cap, len,
-                                 type, expire_time);
+        int hr = tc__hot_get_buf(c, shard_of(c, key), key, buf, cap, len, type,
+                                 expire_time);
         if (hr == 0 /* TC_HOT_HIT */)
             return TC_OK;
         if (hr == 2 /* TC_HOT_TOOSMALL */)

@@ -148,7 +148,8 @@ static bool evict(struct tc_hot *h, uint32_t idx, struct hot_item *it,
     for (int pass = 0; pass < 2 && !got; pass++) {
         struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
         for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            uint64_t w =
+                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
             if (SW_KIND(w) != SW_ITEM || SW_CHUNK(w) != idx)
                 continue;
             uint32_t st = CS_PUBLISHED;
@@ -175,7 +176,8 @@ static uint32_t hand_step(struct tc_hot *h, uint32_t c, bool evicting,
     uint32_t np = atomic_load_explicit(&cl->npages, memory_order_acquire);
     if (np == 0 || np > h->npages)
         return UINT32_MAX;
-    uint64_t pos = atomic_fetch_add_explicit(&cl->hand, 1, memory_order_relaxed);
+    uint64_t pos =
+        atomic_fetch_add_explicit(&cl->hand, 1, memory_order_relaxed);
     uint64_t span = (uint64_t)np * cl->per_page;
     pos %= span;
     uint32_t pg = h->pagelist[(uint64_t)c * h->npages + pos / cl->per_page];
@@ -239,9 +241,8 @@ void hot_free(struct tc_hot *h, uint32_t idx)
     if (!it)
         return;
     uint32_t st = CS_PRIV(h->slot);
-    atomic_compare_exchange_strong_explicit(&it->state, &st, CS_FREE,
-                                            memory_order_release,
-                                            memory_order_relaxed);
+    atomic_compare_exchange_strong_explicit(
+        &it->state, &st, CS_FREE, memory_order_release, memory_order_relaxed);
 }
 
 uint64_t hot_free_bytes(struct tc_hot *h, uint64_t *items)
@@ -264,8 +265,8 @@ uint64_t hot_free_bytes(struct tc_hot *h, uint64_t *items)
                 struct hot_item *it =
                     (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
                                         (uint64_t)j * cl->chunk_size);
-                uint32_t st = atomic_load_explicit(&it->state,
-                                                   memory_order_relaxed);
+                uint32_t st =
+                    atomic_load_explicit(&it->state, memory_order_relaxed);
                 if (CS_KIND(st) == CS_FREE)
                     free_b += cl->chunk_size;
                 else if (CS_KIND(st) == CS_PUBLISHED)
@@ -275,6 +276,7 @@ uint64_t hot_free_bytes(struct tc_hot *h, uint64_t *items)
     }
     if (items)
         *items = n_items;
-    return free_b + (uint64_t)(h->npages - (used < h->npages ? used : h->npages)) *
-                        h->page_size;
+    return free_b +
+           (uint64_t)(h->npages - (used < h->npages ? used : h->npages)) *
+               h->page_size;
 }

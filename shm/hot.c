@@ -24,6 +24,7 @@ static inline double coarse_now(void)
 
 /* Where a read copies to: a caller buffer, or fresh allocations. */
 struct read_out {
+    int access; /* TC_HOT_ACCESS_* */
     void *buf;
     size_t cap;
     size_t len;
@@ -34,10 +35,53 @@ struct read_out {
 
 enum { R_HIT, R_MISS, R_RETRY };
 
+/* LFU level: exact up to 15, then a Morris counter (level c >= 16 moves
+ * up with probability 2^-(c-15)), so the item is written at most a
+ * logarithmic number of times. */
+static uint64_t lfu_estimate(unsigned c)
+{
+    return c < 16 ? c : 14 + (UINT64_C(1) << (c - 15 > 48 ? 48 : c - 15));
+}
+
+static uint32_t rng_next(void)
+{
+    static _Thread_local uint32_t x = 0x9E3779B9u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+}
+
+/* The reading process's record of an access, written into the item only
+ * when it changes: LRU once per second, LFU a logarithmic number of
+ * times. Folded into SQLite by the next cull (tc_hot_access_fold). */
+static void record_access(struct hot_item *it, int access, double now)
+{
+    uint8_t a = atomic_load_explicit(&it->acc, memory_order_relaxed);
+    if (access == TC_HOT_ACCESS_LRU) {
+        double t = isnan(now) ? coarse_now() : now;
+        uint32_t s = t <= 0 ? 0 : t >= 4294967295.0 ? UINT32_MAX : (uint32_t)t;
+        if (atomic_load_explicit(&it->atime, memory_order_relaxed) != s)
+            atomic_store_explicit(&it->atime, s, memory_order_relaxed);
+        else if (a & ACC_UNFOLDED)
+            return;
+        atomic_store_explicit(&it->acc, (uint8_t)(a | ACC_UNFOLDED),
+                              memory_order_relaxed);
+        return;
+    }
+    unsigned c = a & ACC_LEVEL;
+    if (c >= 60)
+        return;
+    if (c >= 16 &&
+        (rng_next() & ((UINT32_C(1) << (c - 15 > 31 ? 31 : c - 15)) - 1)))
+        return;
+    atomic_store_explicit(&it->acc, (uint8_t)((c + 1) | ACC_UNFOLDED),
+                          memory_order_relaxed);
+}
+
 /* Search one bucket under its seqlock. */
 static int read_bucket(struct tc_hot *h, struct hot_bucket *b,
-                       const struct hot_key *k, double now,
-                       struct read_out *o)
+                       const struct hot_key *k, double now, struct read_out *o)
 {
     uint64_t w1 = atomic_load_explicit(&b->word, memory_order_acquire);
     for (int s = 0; BW_LOCKED(w1); s++) {
@@ -79,7 +123,7 @@ static int read_bucket(struct tc_hot *h, struct hot_bucket *b,
             } else {
                 vcopy = malloc((size_t)hd.val_len + 1);
                 tcopy = hd.tag_type != TC_NONE ? malloc((size_t)hd.tag_len + 1)
-                                                : NULL;
+                                               : NULL;
                 if (!vcopy || (hd.tag_type != TC_NONE && !tcopy)) {
                     free(vcopy);
                     free(tcopy);
@@ -105,6 +149,8 @@ static int read_bucket(struct tc_hot *h, struct hot_bucket *b,
         if (!h->readonly &&
             !atomic_load_explicit(&it->ref, memory_order_relaxed))
             atomic_store_explicit(&it->ref, 1, memory_order_relaxed);
+        if (o->access && !h->readonly)
+            record_access(it, o->access, now);
         if (o->item) {
             tc_item *out = o->item;
             tc_value_clear(&out->value);
@@ -161,14 +207,14 @@ static int read_key(struct tc_hot *h, const struct hot_key *k, double now,
 }
 
 int tc_hot_get_buf(struct tc_hot *h, int shard, const tc_data *key, double now,
-                   void *buf, size_t cap, size_t *len, int *type,
+                   int access, void *buf, size_t cap, size_t *len, int *type,
                    double *expire)
 {
     struct hot_key k;
     if (shard < 0 || (unsigned)shard >= h->nshards ||
         !hot_key_make(h, shard, key, &k))
         return TC_HOT_MISS;
-    struct read_out o = {buf, cap, 0, 0, 0, NULL};
+    struct read_out o = {access, buf, cap, 0, 0, 0, NULL};
     if (read_key(h, &k, now, &o) != R_HIT) {
         hot_count(h, C_MISSES, 1);
         return TC_HOT_MISS;
@@ -183,13 +229,13 @@ int tc_hot_get_buf(struct tc_hot *h, int shard, const tc_data *key, double now,
 }
 
 int tc_hot_get(struct tc_hot *h, int shard, const tc_data *key, double now,
-               tc_item *out)
+               int access, tc_item *out)
 {
     struct hot_key k;
     if (shard < 0 || (unsigned)shard >= h->nshards ||
         !hot_key_make(h, shard, key, &k))
         return TC_HOT_MISS;
-    struct read_out o = {NULL, 0, 0, 0, 0, out};
+    struct read_out o = {access, NULL, 0, 0, 0, 0, out};
     if (read_key(h, &k, now, &o) != R_HIT) {
         hot_count(h, C_MISSES, 1);
         return TC_HOT_MISS;
@@ -225,11 +271,12 @@ static uint32_t item_build(struct tc_hot *h, const struct hot_key *k,
     it->tag_type = (uint8_t)ttype;
     it->shard = (uint16_t)k->shard;
     it->flags = 0;
+    atomic_store_explicit(&it->acc, 0, memory_order_relaxed);
+    atomic_store_explicit(&it->atime, 0, memory_order_relaxed);
     it->gen = 0;
     it->key_len = k->len;
     it->tag_len = (uint32_t)tlen;
     it->val_len = (uint32_t)val->len;
-    it->reserved = 0;
     it->ver = ver;
     it->expire = expire;
     memcpy(it->data, k->p, k->len);
@@ -270,7 +317,8 @@ static _Atomic uint64_t *find_item(struct tc_hot *h, const struct hot_key *k,
             break;
         struct hot_bucket *b = &h->buckets[pass ? k->b2 : k->b1];
         for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            uint64_t w =
+                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
             if (SW_KIND(w) != SW_ITEM || SW_TAG(w) != k->tag)
                 continue;
             uint32_t cs;
@@ -297,7 +345,8 @@ static _Atomic uint64_t *free_slot(struct tc_hot *h, const struct hot_key *k,
             break;
         struct hot_bucket *b = &h->buckets[pass ? k->b2 : k->b1];
         for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            uint64_t w =
+                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
             if (SW_KIND(w) == SW_FILLING &&
                 (w & UINT64_C(0xfffffffffff)) ==
                     (mylease & UINT64_C(0xfffffffffff)))
@@ -332,7 +381,8 @@ static void drop_lease(struct tc_hot *h, const struct hot_key *k)
     for (int pass = 0; pass < 2; pass++) {
         struct hot_bucket *b = &h->buckets[pass ? k->b2 : k->b1];
         for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            uint64_t w =
+                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
             if (SW_KIND(w) == SW_FILLING &&
                 (w & UINT64_C(0xfffffffffff)) ==
                     (mylease & UINT64_C(0xfffffffffff)))
@@ -405,7 +455,8 @@ bool tc_hot_fill_lease(struct tc_hot *h, int shard, const tc_data *key,
     for (int pass = 0; pass < 2; pass++) {
         struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
         for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            uint64_t w =
+                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
             if (SW_KIND(w) == SW_FILLING && SW_TAG(w) == k.tag) {
                 unsigned age = (ms - SW_LEASE_MS(w)) & 0xfffffu;
                 if ((int)SW_OWNER(w) != h->slot && age < HOT_LEASE_MS &&
@@ -414,9 +465,8 @@ bool tc_hot_fill_lease(struct tc_hot *h, int shard, const tc_data *key,
                 else
                     atomic_store_explicit(&b->slot[i], 0, memory_order_relaxed);
             }
-            if (SW_KIND(atomic_load_explicit(&b->slot[i],
-                                             memory_order_relaxed)) ==
-                    SW_EMPTY &&
+            if (SW_KIND(atomic_load_explicit(
+                    &b->slot[i], memory_order_relaxed)) == SW_EMPTY &&
                 !empty)
                 empty = &b->slot[i];
         }
@@ -497,7 +547,8 @@ void tc_hot_invalidate(struct tc_hot *h, int shard, const tc_data *key)
             break;
         struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
         for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            uint64_t w =
+                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
             if (SW_TAG(w) != k.tag)
                 continue;
             if (SW_KIND(w) == SW_FILLING) {
@@ -556,7 +607,8 @@ void tc_hot_sweep_shard(struct tc_hot *h, int shard)
         int n = 0;
         bool locked = false;
         for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            uint64_t w =
+                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
             if (SW_KIND(w) != SW_ITEM)
                 continue;
             uint32_t cs;
@@ -580,6 +632,54 @@ void tc_hot_sweep_shard(struct tc_hot *h, int shard)
     }
 }
 
+/* ---- access data for LRU/LFU ------------------------------------------- */
+
+void tc_hot_access_fold(struct tc_hot *h, int shard,
+                        void (*fn)(void *arg, const tc_data *key,
+                                   uint32_t atime, uint64_t count),
+                        void *arg)
+{
+    if (h->slot < 0 || (unsigned)shard >= h->nshards)
+        return;
+    unsigned char *kb = malloc((size_t)h->page_size);
+    if (!kb)
+        return;
+    uint32_t gen = atomic_load(&h->shards[shard].gen);
+    for (uint64_t bi = 0; bi <= h->mask; bi++) {
+        struct hot_bucket *b = &h->buckets[bi];
+        for (int i = 0; i < HOT_SLOTS; i++) {
+            uint64_t w =
+                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+            if (SW_KIND(w) != SW_ITEM)
+                continue;
+            uint32_t cs;
+            struct hot_item *it = hot_chunk(h, SW_CHUNK(w), &cs);
+            if (!it || it->shard != (unsigned)shard || it->gen != gen ||
+                !(atomic_load_explicit(&it->acc, memory_order_relaxed) &
+                  ACC_UNFOLDED))
+                continue;
+            /* Copy the key under the bucket lock (the item cannot be
+             * replaced meanwhile), call out without it. */
+            hot_bucket_lock(h, b);
+            bool ok = atomic_load(&b->slot[i]) == w &&
+                      it->key_len <= cs - HOT_ITEM_HDR;
+            tc_data key = {kb, ok ? it->key_len : 0, it->key_type};
+            uint8_t a = 0;
+            uint32_t at = 0;
+            if (ok) {
+                memcpy(kb, it->data, it->key_len);
+                a = atomic_exchange(
+                    &it->acc, (uint8_t)(atomic_load(&it->acc) & ACC_LEVEL));
+                at = atomic_load(&it->atime);
+            }
+            hot_bucket_unlock(b);
+            if (ok && (a & ACC_UNFOLDED))
+                fn(arg, &key, at, lfu_estimate(a & ACC_LEVEL));
+        }
+    }
+    free(kb);
+}
+
 /* ---- foreign writers ----------------------------------------------------- */
 
 uint64_t tc_hot_seen_set(struct tc_hot *h, int shard, uint64_t f)
@@ -591,8 +691,7 @@ uint64_t tc_hot_seen_set(struct tc_hot *h, int shard, uint64_t f)
     return atomic_exchange(&h->shards[shard].seen_seq, f);
 }
 
-void tc_hot_seen_restore(struct tc_hot *h, int shard, uint64_t f,
-                         uint64_t prev)
+void tc_hot_seen_restore(struct tc_hot *h, int shard, uint64_t f, uint64_t prev)
 {
     if ((unsigned)shard >= h->nshards || h->readonly)
         return;
@@ -628,6 +727,18 @@ bool tc_hot_check_due(struct tc_hot *h, int shard, uint64_t interval_ms)
     uint64_t now = hot_now_ms();
     uint64_t last = atomic_load_explicit(t, memory_order_relaxed);
     if (now - last < interval_ms)
+        return false;
+    return atomic_compare_exchange_strong(t, &last, now);
+}
+
+bool tc_hot_check_due_fold(struct tc_hot *h, int shard)
+{
+    if ((unsigned)shard >= h->nshards || h->slot < 0)
+        return false;
+    _Atomic uint64_t *t = &h->shards[shard].folded_ms;
+    uint64_t now = hot_now_ms();
+    uint64_t last = atomic_load_explicit(t, memory_order_relaxed);
+    if (now - last < 1000)
         return false;
     return atomic_compare_exchange_strong(t, &last, now);
 }
@@ -677,12 +788,12 @@ uint64_t tc_hot_check_walk(struct tc_hot *h, void (*bad)(void *, const char *),
 {
     uint64_t problems = 0;
     char msg[256];
-#define BAD(...)                                     \
-    do {                                             \
-        snprintf(msg, sizeof msg, __VA_ARGS__);      \
-        if (bad)                                     \
-            bad(arg, msg);                           \
-        problems++;                                  \
+#define BAD(...)                                \
+    do {                                        \
+        snprintf(msg, sizeof msg, __VA_ARGS__); \
+        if (bad)                                \
+            bad(arg, msg);                      \
+        problems++;                             \
     } while (0)
 
     if (!(h->hdr->pre.magic == HOT_MAGIC && h->hdr->pre.format == HOT_FORMAT))
@@ -737,17 +848,20 @@ uint64_t tc_hot_check_walk(struct tc_hot *h, void (*bad)(void *, const char *),
                         if ((k.b1 != bi && k.b2 != bi) || k.tag != SW_TAG(w))
                             BAD("chunk %#x: key hashes to another bucket",
                                 SW_CHUNK(w));
-                        else if (it->gen == atomic_load(&h->shards[it->shard].gen) &&
+                        else if (it->gen ==
+                                     atomic_load(&h->shards[it->shard].gen) &&
                                  each) {
-                            size_t tot = (size_t)it->key_len + it->tag_len +
-                                         it->val_len;
+                            size_t tot =
+                                (size_t)it->key_len + it->tag_len + it->val_len;
                             memcpy(scratch, it->data, tot);
                             e.shard = it->shard;
-                            e.key = (tc_data){scratch, it->key_len, it->key_type};
-                            e.tag = (tc_data){scratch + it->key_len, it->tag_len,
-                                              it->tag_type};
-                            e.value = (tc_data){scratch + it->key_len + it->tag_len,
-                                                it->val_len, it->val_type};
+                            e.key =
+                                (tc_data){scratch, it->key_len, it->key_type};
+                            e.tag = (tc_data){scratch + it->key_len,
+                                              it->tag_len, it->tag_type};
+                            e.value =
+                                (tc_data){scratch + it->key_len + it->tag_len,
+                                          it->val_len, it->val_type};
                             e.expire = it->expire;
                             e.ver = it->ver;
                             have = true;
@@ -781,7 +895,8 @@ uint64_t tc_hot_check_walk(struct tc_hot *h, void (*bad)(void *, const char *),
                     (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
                                         (uint64_t)j * cl->chunk_size);
                 uint32_t st = atomic_load(&it->state);
-                if (CS_KIND(st) == CS_PRIVATE && !hot_proc_alive(h, CS_OWNER(st)))
+                if (CS_KIND(st) == CS_PRIVATE &&
+                    !hot_proc_alive(h, CS_OWNER(st)))
                     BAD("chunk %#x: private to dead slot %u (leaked)",
                         (pg << 16) | j, CS_OWNER(st));
                 if (CS_KIND(st) != CS_PUBLISHED || it->shard >= h->nshards ||

@@ -30,7 +30,7 @@ struct tc_hot_params {
     uid_t uid;            /* cache.db's owner and mode */
     gid_t gid;
     mode_t mode;
-    bool readonly;        /* map PROT_READ; never write the segment */
+    bool readonly; /* map PROT_READ; never write the segment */
 };
 
 /* Attach to (creating if needed) the segment of @p->dir. TC_OK with *out
@@ -46,6 +46,10 @@ TC_HIDDEN_SHM bool tc_hot_retired(const struct tc_hot *h);
 
 /* ---- reads ------------------------------------------------------------ */
 
+/* What a hit records for the shard's eviction policy (in the item, only
+ * when it changes: DESIGN-BRIEF 9.3, 9.4). */
+enum { TC_HOT_ACCESS_NONE, TC_HOT_ACCESS_LRU, TC_HOT_ACCESS_LFU };
+
 enum {
     TC_HOT_HIT = 0,
     TC_HOT_MISS = 1,
@@ -57,12 +61,20 @@ enum {
  * *type, its expire time into *expire. No lock, no system call, no shared
  * write except the CLOCK byte. */
 TC_HIDDEN_SHM int tc_hot_get_buf(struct tc_hot *h, int shard,
-                                 const tc_data *key, double now, void *buf,
-                                 size_t cap, size_t *len, int *type,
+                                 const tc_data *key, double now, int access,
+                                 void *buf, size_t cap, size_t *len, int *type,
                                  double *expire);
 /* The same, allocating copies of the value and the tag into @out. */
 TC_HIDDEN_SHM int tc_hot_get(struct tc_hot *h, int shard, const tc_data *key,
-                             double now, tc_item *out);
+                             double now, int access, tc_item *out);
+
+/* Hand every item of @shard with unfolded accesses to @fn (last access in
+ * Unix seconds, estimated access count) and mark them folded. */
+TC_HIDDEN_SHM void tc_hot_access_fold(struct tc_hot *h, int shard,
+                                      void (*fn)(void *arg, const tc_data *key,
+                                                 uint32_t atime,
+                                                 uint64_t count),
+                                      void *arg);
 
 /* ---- fills ------------------------------------------------------------ */
 
@@ -72,9 +84,8 @@ TC_HIDDEN_SHM bool tc_hot_fill_lease(struct tc_hot *h, int shard,
                                      const tc_data *key, double now);
 /* Install a value read from SQLite in a snapshot whose commit sequence is
  * @snap, unless a write began since. Releases the caller's lease. */
-TC_HIDDEN_SHM void tc_hot_fill(struct tc_hot *h, int shard,
-                               const tc_data *key, const tc_item *it,
-                               uint64_t snap);
+TC_HIDDEN_SHM void tc_hot_fill(struct tc_hot *h, int shard, const tc_data *key,
+                               const tc_item *it, uint64_t snap);
 /* Drop the caller's lease without filling (the key was absent, or an
  * error). */
 TC_HIDDEN_SHM void tc_hot_fill_cancel(struct tc_hot *h, int shard,
@@ -84,11 +95,9 @@ TC_HIDDEN_SHM void tc_hot_fill_cancel(struct tc_hot *h, int shard,
 
 /* At BEGIN IMMEDIATE, holding the shard's SQLite write lock, with the
  * commit sequence just bumped to @n. */
-TC_HIDDEN_SHM void tc_hot_write_begin(struct tc_hot *h, int shard,
-                                      uint64_t n);
+TC_HIDDEN_SHM void tc_hot_write_begin(struct tc_hot *h, int shard, uint64_t n);
 /* Before ROLLBACK of that transaction (still holding the lock). */
-TC_HIDDEN_SHM void tc_hot_write_abort(struct tc_hot *h, int shard,
-                                      uint64_t n);
+TC_HIDDEN_SHM void tc_hot_write_abort(struct tc_hot *h, int shard, uint64_t n);
 /* Before COMMIT: remove @key from the hot tier (intent). */
 TC_HIDDEN_SHM void tc_hot_invalidate(struct tc_hot *h, int shard,
                                      const tc_data *key);
@@ -107,10 +116,9 @@ TC_HIDDEN_SHM void tc_hot_sweep_shard(struct tc_hot *h, int shard);
 /* Before COMMIT of a tiercache write transaction whose final commit
  * sequence is @f: record it as reflected; returns the previous value for
  * tc_hot_seen_restore on rollback. */
-TC_HIDDEN_SHM uint64_t tc_hot_seen_set(struct tc_hot *h, int shard,
-                                       uint64_t f);
-TC_HIDDEN_SHM void tc_hot_seen_restore(struct tc_hot *h, int shard,
-                                       uint64_t f, uint64_t prev);
+TC_HIDDEN_SHM uint64_t tc_hot_seen_set(struct tc_hot *h, int shard, uint64_t f);
+TC_HIDDEN_SHM void tc_hot_seen_restore(struct tc_hot *h, int shard, uint64_t f,
+                                       uint64_t prev);
 /* SQLite's commit sequence of @shard is @s: if it is beyond what the hot
  * tier reflects, someone else wrote the shard; invalidate all of it.
  * Returns true in that case. */
@@ -120,6 +128,10 @@ TC_HIDDEN_SHM bool tc_hot_foreign_check(struct tc_hot *h, int shard,
  * @shard is due. */
 TC_HIDDEN_SHM bool tc_hot_check_due(struct tc_hot *h, int shard,
                                     uint64_t interval_ms);
+
+/* True (for one caller a second) when an inline fold of access data is
+ * due for @shard. */
+TC_HIDDEN_SHM bool tc_hot_check_due_fold(struct tc_hot *h, int shard);
 
 /* ---- maintenance ------------------------------------------------------ */
 
@@ -138,11 +150,9 @@ struct tc_hot_entry {
 /* Check the structure; call @bad for each problem; then call @each for
  * every live item (copied out under its bucket lock). Returns the number
  * of structural problems. */
-TC_HIDDEN_SHM uint64_t tc_hot_check_walk(struct tc_hot *h,
-                                         void (*bad)(void *, const char *),
-                                         void (*each)(void *,
-                                                      const struct tc_hot_entry *),
-                                         void *arg);
+TC_HIDDEN_SHM uint64_t
+tc_hot_check_walk(struct tc_hot *h, void (*bad)(void *, const char *),
+                  void (*each)(void *, const struct tc_hot_entry *), void *arg);
 
 /* The segment and lock-file names of a cache directory (malloc'd). */
 TC_HIDDEN_SHM int hot_names(const char *dir, char **seg, char **lock,

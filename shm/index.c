@@ -13,7 +13,6 @@
 #include <sched.h>
 #include <string.h>
 #include <time.h>
-
 #include <xxhash.h>
 
 #include "../core/internal.h"
@@ -31,8 +30,9 @@ static inline void cpu_relax(void)
 uint64_t hot_hash(const struct tc_hot *h, int shard, int type, const void *p,
                   uint32_t len)
 {
-    uint64_t seed = h->seed ^ (((uint64_t)(unsigned)shard << 8 | (unsigned)type) *
-                               UINT64_C(0x9E3779B97F4A7C15));
+    uint64_t seed =
+        h->seed ^ (((uint64_t)(unsigned)shard << 8 | (unsigned)type) *
+                   UINT64_C(0x9E3779B97F4A7C15));
     return XXH3_64bits_withSeed(p, len, seed);
 }
 
@@ -79,8 +79,8 @@ struct hot_item *hot_chunk(const struct tc_hot *h, uint32_t idx,
     uint32_t pg = idx >> 16, ci = idx & 0xffffu;
     if (pg >= h->npages)
         return NULL;
-    uint32_t cls = atomic_load_explicit(&h->pagetab[pg].cls,
-                                        memory_order_relaxed);
+    uint32_t cls =
+        atomic_load_explicit(&h->pagetab[pg].cls, memory_order_relaxed);
     if (cls == 0 || cls > h->nclasses)
         return NULL;
     const struct hot_class *c = &h->classes[cls - 1];
@@ -95,8 +95,8 @@ bool hot_item_is(const struct hot_item *it, uint32_t csize,
                  const struct hot_key *k)
 {
     return it->key_len == k->len && it->key_type == k->type &&
-           it->shard == (unsigned)k->shard &&
-           k->len <= csize - HOT_ITEM_HDR && memcmp(it->data, k->p, k->len) == 0;
+           it->shard == (unsigned)k->shard && k->len <= csize - HOT_ITEM_HDR &&
+           memcmp(it->data, k->p, k->len) == 0;
 }
 
 static void sleep_briefly(long ns)

@@ -17,18 +17,18 @@
 
 #include "hot.h"
 
-#define HOT_MAGIC      UINT64_C(0x31474553544f4854) /* "THOTSEG1" */
-#define HOT_FORMAT     1u
-#define HOT_LINE       64
-#define HOT_SLOTS      7    /* slot words per bucket */
-#define HOT_PROCS      1024 /* process slots (liveness byte = slot index) */
-#define HOT_MAX_CLASS  48
-#define HOT_MAX_PAGES  65536
-#define HOT_ITEM_HDR   48
-#define HOT_MIN_CHUNK  64
-#define HOT_ID_LEN     64
-#define HOT_PATH_LEN   1024
-#define HOT_LEASE_MS   50 /* a fill lease older than this counts as absent */
+#define HOT_MAGIC     UINT64_C(0x31474553544f4854) /* "THOTSEG1" */
+#define HOT_FORMAT    1u
+#define HOT_LINE      64
+#define HOT_SLOTS     7    /* slot words per bucket */
+#define HOT_PROCS     1024 /* process slots (liveness byte = slot index) */
+#define HOT_MAX_CLASS 48
+#define HOT_MAX_PAGES 65536
+#define HOT_ITEM_HDR  48
+#define HOT_MIN_CHUNK 64
+#define HOT_ID_LEN    64
+#define HOT_PATH_LEN  1024
+#define HOT_LEASE_MS  50 /* a fill lease older than this counts as absent */
 
 /* Preamble: its layout never changes (DESIGN-BRIEF 9.8). */
 struct hot_preamble {
@@ -62,6 +62,11 @@ struct hot_header {
     _Atomic uint32_t pool_lock;
     _Atomic uint32_t pages_used; /* pages assigned to classes */
     _Atomic uint64_t created_ns;
+    /* Reserved for write-back (write-back notes 2): dirty rings, worker
+     * and recovery leases. Zero in write-through. */
+    uint64_t ring_off, ring_entries;
+    _Atomic uint64_t worker_lease, recovery_lease;
+    uint64_t reserved[8];
 };
 
 /* Per-shard block: two cache lines (the second reserved for write-back's
@@ -78,7 +83,8 @@ struct hot_shard {
     _Atomic uint64_t absorbed;   /* reserved (write-back change log) */
     _Atomic uint64_t seen_seq;   /* commits reflected in the hot tier */
     _Atomic uint64_t checked_ms; /* last foreign-writer check */
-    uint8_t pad2[HOT_LINE - 32];
+    _Atomic uint64_t folded_ms;  /* last inline fold of access data */
+    uint8_t pad2[HOT_LINE - 40];
 };
 
 enum { PROC_FREE = 0, PROC_ACTIVE = 1 };
@@ -127,7 +133,7 @@ struct hot_bucket {
 };
 
 /* Slot words. */
-#define SW_KIND(w)     ((unsigned)((w) & 3u))
+#define SW_KIND(w)     ((unsigned)((w)&3u))
 #define SW_EMPTY       0u
 #define SW_ITEM        1u
 #define SW_FILLING     2u
@@ -144,22 +150,25 @@ static inline uint64_t sw_item(unsigned tag, uint32_t chunk)
 
 static inline uint64_t sw_filling(unsigned tag, unsigned owner, uint32_t ms)
 {
-    return SW_FILLING | ((uint64_t)tag << 16) | ((uint64_t)(owner & 0xfff) << 32) |
-           ((uint64_t)(ms & 0xfffff) << 44);
+    return SW_FILLING | ((uint64_t)tag << 16) |
+           ((uint64_t)(owner & 0xfff) << 32) | ((uint64_t)(ms & 0xfffff) << 44);
 }
 
 /* Bucket words. */
-#define BW_LOCKED(w)  ((w) & 1u)
+#define BW_LOCKED(w)  ((w)&1u)
 #define BW_OWNER(w)   ((unsigned)(((w) >> 1) & 0x7fffu)) /* slot + 1 */
 #define BW_VERSION(w) ((w) >> 16)
 
 /* Chunk state words. */
-#define CS_KIND(s)  ((s) & 3u)
-#define CS_FREE     0u
-#define CS_PRIVATE  1u
+#define CS_KIND(s)   ((s)&3u)
+#define CS_FREE      0u
+#define CS_PRIVATE   1u
 #define CS_PUBLISHED 2u
-#define CS_OWNER(s) ((s) >> 2)
-#define CS_PRIV(o)  (CS_PRIVATE | ((uint32_t)(o) << 2))
+#define CS_OWNER(s)  ((s) >> 2)
+#define CS_PRIV(o)   (CS_PRIVATE | ((uint32_t)(o) << 2))
+
+#define ACC_UNFOLDED 0x80u
+#define ACC_LEVEL    0x7fu
 
 /* An item: 48 bytes of header, then key, tag and value bytes. */
 struct hot_item {
@@ -167,10 +176,11 @@ struct hot_item {
     _Atomic uint8_t ref; /* CLOCK: set by readers only when it is 0 */
     uint8_t key_type, val_type, tag_type;
     uint16_t shard;
-    uint16_t flags; /* reserved: WB, TOMB, ACCESS_RESET (write-back) */
+    uint8_t flags;       /* reserved: WB, TOMB, ACCESS_RESET (write-back) */
+    _Atomic uint8_t acc; /* LRU/LFU: bit 7 unfolded access, 0-6 LFU level */
     uint32_t gen;
     uint32_t key_len, val_len, tag_len;
-    uint32_t reserved;
+    _Atomic uint32_t atime; /* LRU: last access, Unix seconds */
     uint64_t ver;
     double expire;
     unsigned char data[];
@@ -195,11 +205,11 @@ struct tc_hot {
     uint32_t *pagelist; /* nclasses x npages */
     struct hot_bucket *buckets;
     unsigned char *pages;
-    uint64_t mask;       /* nbuckets - 1 */
+    uint64_t mask; /* nbuckets - 1 */
     uint32_t npages, page_size, nclasses, nshards;
     uint64_t seed;
-    int lockfd;          /* companion file: liveness bytes */
-    int slot;            /* our process slot, -1 if none (read-only) */
+    int lockfd; /* companion file: liveness bytes */
+    int slot;   /* our process slot, -1 if none (read-only) */
     bool readonly;
     char *path, *lockpath, *dir;
     struct hot_proc local; /* counters when we have no slot */

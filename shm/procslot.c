@@ -75,9 +75,10 @@ int hot_proc_claim(struct tc_hot *h)
         h->slot = (int)s;
         return TC_OK;
     }
-    return tc__err(TC_EUNSUPPORTED,
-                   "all %d hot-tier process slots are in use; running cold-only",
-                   HOT_PROCS);
+    return tc__err(
+        TC_EUNSUPPORTED,
+        "all %d hot-tier process slots are in use; running cold-only",
+        HOT_PROCS);
 }
 
 void hot_proc_release(struct tc_hot *h)
@@ -182,8 +183,7 @@ uint64_t tc_hot_recover_dead(struct tc_hot *h)
     if (h->readonly || h->lockfd < 0)
         return 0;
     for (unsigned s = 0; s < HOT_PROCS; s++) {
-        if ((int)s == h->slot ||
-            atomic_load(&h->procs[s].state) == PROC_FREE)
+        if ((int)s == h->slot || atomic_load(&h->procs[s].state) == PROC_FREE)
             continue;
         if (byte_lock(h->lockfd, s, F_WRLCK, F_OFD_SETLK) != 0)
             continue; /* alive */

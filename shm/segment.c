@@ -250,8 +250,8 @@ enum verdict { SEG_OK, SEG_MISSING, SEG_REPLACE, SEG_REFUSE };
 static enum verdict seg_open(struct tc_hot *h, const struct tc_hot_params *p,
                              uint64_t dev, uint64_t ino)
 {
-    int fd = open(h->path, (h->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC |
-                               O_NOFOLLOW);
+    int fd = open(h->path,
+                  (h->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT)
             return SEG_MISSING;
@@ -331,9 +331,8 @@ static void seg_retire(const char *path)
         struct stat st;
         if (fstat(fd, &st) == 0 &&
             (uint64_t)st.st_size >= sizeof(struct hot_preamble)) {
-            struct hot_preamble *pre =
-                mmap(NULL, sizeof *pre, PROT_READ | PROT_WRITE, MAP_SHARED,
-                     fd, 0);
+            struct hot_preamble *pre = mmap(
+                NULL, sizeof *pre, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
             if (pre != MAP_FAILED) {
                 if (pre->magic == HOT_MAGIC)
                     atomic_store(&pre->retired, 1);
@@ -353,8 +352,8 @@ static int seg_create(struct tc_hot *h, const struct tc_hot_params *p,
     if (rc)
         return rc;
     mode_t mode = (p->mode & 0644) | 0600;
-    int fd = open(h->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                  mode);
+    int fd =
+        open(h->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0)
         return tc__oserr(errno, "creating the hot-tier segment", h->path);
     if (geteuid() == 0)
@@ -369,8 +368,8 @@ static int seg_create(struct tc_hot *h, const struct tc_hot_params *p,
                        "running cold-only",
                        (unsigned long long)p->size, h->path, strerror(err));
     }
-    void *m = mmap(NULL, (size_t)p->size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                   fd, 0);
+    void *m =
+        mmap(NULL, (size_t)p->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (m == MAP_FAILED) {
         unlink(h->path);
@@ -401,7 +400,8 @@ static int seg_create(struct tc_hot *h, const struct tc_hot_params *p,
     hd->dir_ino = ino;
     snprintf(hd->cache_id, sizeof hd->cache_id, "%s", p->cache_id);
     snprintf(hd->dir, sizeof hd->dir, "%s", p->dir);
-    struct hot_class *cl = (struct hot_class *)((unsigned char *)m + g.classes_off);
+    struct hot_class *cl =
+        (struct hot_class *)((unsigned char *)m + g.classes_off);
     for (uint32_t i = 0; i < g.nclasses; i++) {
         cl[i].chunk_size = g.class_size[i];
         cl[i].per_page = g.page_size / g.class_size[i];
@@ -452,13 +452,13 @@ int tc_hot_attach(const struct tc_hot_params *p, struct tc_hot **out)
                      (p->readonly ? O_RDONLY
                       : p->size   ? O_RDWR | O_CREAT
                                   : O_RDWR) |
-                         O_CLOEXEC |
-                         O_NOFOLLOW,
+                         O_CLOEXEC | O_NOFOLLOW,
                      mode);
     if (h->lockfd < 0) {
-        rc = errno == ENOENT ? TC_NOTFOUND
-                             : tc__oserr(errno, "opening the hot-tier lock file",
-                                         h->lockpath);
+        rc = errno == ENOENT
+                 ? TC_NOTFOUND
+                 : tc__oserr(errno, "opening the hot-tier lock file",
+                             h->lockpath);
         hot_free_struct(h);
         return rc;
     }
@@ -566,7 +566,8 @@ static bool orphan(const char *path)
         return false;
     struct stat st;
     bool gone = false;
-    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= sizeof(struct hot_header)) {
+    if (fstat(fd, &st) == 0 &&
+        (uint64_t)st.st_size >= sizeof(struct hot_header)) {
         struct hot_header *hd =
             mmap(NULL, sizeof *hd, PROT_READ, MAP_SHARED, fd, 0);
         if (hd != MAP_FAILED) {
@@ -575,9 +576,10 @@ static bool orphan(const char *path)
                 memcpy(dir, hd->dir, sizeof dir);
                 dir[sizeof dir - 1] = 0;
                 struct stat ds;
-                gone = stat(dir, &ds) != 0 ? errno == ENOENT
-                                           : (uint64_t)ds.st_ino != hd->dir_ino ||
-                                                 (uint64_t)ds.st_dev != hd->dir_dev;
+                gone = stat(dir, &ds) != 0
+                           ? errno == ENOENT
+                           : (uint64_t)ds.st_ino != hd->dir_ino ||
+                                 (uint64_t)ds.st_dev != hd->dir_dev;
             } else if (hd->pre.magic == HOT_MAGIC &&
                        atomic_load(&hd->pre.retired)) {
                 gone = true;

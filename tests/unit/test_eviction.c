@@ -215,3 +215,76 @@ Test(eviction, cache_set_many_culls_once_per_batch)
                      "key %d: the oldest items are culled first", i);
     cr_assert_eq(tu_count_val_files(fx.dir), left, "victims' files removed");
 }
+
+/* With the hot tier, gets of published items never reach SQLite; their
+ * accesses are recorded in the segment and folded into access_time /
+ * access_count before culling (DESIGN-BRIEF 9.4). Read half of the keys
+ * only through hot hits, cull, and the unread half must be the victims. */
+static void hot_half_read(const char *pol)
+{
+    enum { N = 20 };
+    uint64_t n = 0, vol = 0;
+    tc_hot_stats before, after;
+    policy = pol;
+    fx.c = tu_open_hot(fx.dir, TC_SHARDS_PLAIN, &fx.clk, TU_HOT_SIZE);
+    TU_OK(tc_setting_put(fx.c, "cull_limit", TU_INT(0)));
+    TU_OK(tc_setting_put(fx.c, "size_limit", TU_INT(LIMIT)));
+    TU_OK(tc_setting_put(fx.c, "eviction_policy", TU_TEXT(pol)));
+    char *v = tu_pattern(ITEM_BYTES / 8, 3); /* inline values: hot-sized */
+    for (int i = 0; i < N; i++) {
+        tu_clock_set(&fx.clk, TU_T0 + i);
+        TU_OK(tc_set(fx.c, TU_INT(i), TU_BYTES(v, ITEM_BYTES / 8), TC_NO_EXPIRE,
+                     NULL, 0));
+    }
+    free(v);
+    TU_OK(tc_hot_stats_get(fx.c, &before));
+    cr_assert(before.attached, "no segment");
+    /* Read the even keys (LFU: three times each), later than every store. */
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < N; i += 2) {
+            tc_item it = TC_ITEM_INIT;
+            tu_clock_set(&fx.clk, TU_T0 + 100 + r * 10 + i);
+            TU_OK(tc_get(fx.c, TU_INT(i), &it, 0));
+            tc_item_clear(&it);
+        }
+    TU_OK(tc_hot_stats_get(fx.c, &after));
+    cr_assert_eq(after.hits - before.hits, 3 * N / 2,
+                 "every read must be a hot hit (got %llu)",
+                 (unsigned long long)(after.hits - before.hits));
+    /* SQLite has not seen them yet. */
+    sqlite3 *db = tu_db_open(fx.dir);
+    cr_assert_eq(tu_db_int(db, -1, "SELECT max(access_count) FROM Cache"), 0);
+    cr_assert_lt(tu_db_real(db, "SELECT max(access_time) FROM Cache"),
+                 TU_T0 + 100);
+    sqlite3_close(db);
+    /* Shrink the limit so that about half must go, then cull. */
+    TU_OK(tc_volume(fx.c, &vol));
+    TU_OK(tc_setting_put(fx.c, "size_limit", TU_INT((int64_t)vol - 1)));
+    tu_clock_set(&fx.clk, TU_T0 + 300);
+    TU_OK(tc_cull(fx.c, &n, 0));
+    cr_assert(n >= 1, "cull removed nothing");
+    for (int i = 0; i < N; i++)
+        if (i % 2 == 0)
+            cr_assert_eq(tc_contains(fx.c, TU_INT(i)), TC_OK,
+                         "%s: read key %d was culled", pol, i);
+    db = tu_db_open(fx.dir);
+    if (!strcmp(pol, "least-frequently-used"))
+        cr_assert_eq(
+            tu_db_int(db, -1, "SELECT access_count FROM Cache WHERE key = 0"),
+            3, "LFU count folded from the hot tier");
+    else
+        cr_assert_geq(tu_db_real(db, "SELECT access_time FROM Cache"
+                                     " WHERE key = 0"),
+                      TU_T0 + 100, "LRU time folded from the hot tier");
+    sqlite3_close(db);
+}
+
+Test(eviction, cache_hot_hits_fold_into_lru)
+{
+    hot_half_read("least-recently-used");
+}
+
+Test(eviction, cache_hot_hits_fold_into_lfu)
+{
+    hot_half_read("least-frequently-used");
+}
