@@ -765,7 +765,9 @@ void tc_hot_stats_sum(struct tc_hot *h, tc_hot_stats *out)
             sum[c] += atomic_load_explicit(&p->ctr[c], memory_order_relaxed);
     }
     for (int c = 0; c < C_COUNT_; c++)
-        sum[c] += atomic_load_explicit(&h->local.ctr[c], memory_order_relaxed);
+        sum[c] +=
+            atomic_load_explicit(&h->local.ctr[c], memory_order_relaxed) +
+            atomic_load_explicit(&h->hdr->retired_ctr[c], memory_order_relaxed);
     out->attached = 1;
     out->size = h->size;
     out->free_bytes = hot_free_bytes(h, &out->items);

@@ -67,6 +67,8 @@ struct hot_header {
     uint64_t ring_off, ring_entries;
     _Atomic uint64_t worker_lease, recovery_lease;
     uint64_t reserved[8];
+    /* Counters of process slots that were reused, so sums never drop. */
+    _Atomic uint64_t retired_ctr[16];
 };
 
 /* Per-shard block: two cache lines (the second reserved for write-back's
@@ -187,6 +189,7 @@ struct hot_item {
 };
 
 _Static_assert(sizeof(struct hot_preamble) == HOT_LINE, "preamble size");
+_Static_assert(C_COUNT_ <= 16, "retired counters");
 _Static_assert(sizeof(struct hot_shard) == 2 * HOT_LINE, "shard block");
 _Static_assert(sizeof(struct hot_proc) == 256, "process slot");
 _Static_assert(sizeof(struct hot_class) == HOT_LINE, "class");

@@ -67,8 +67,12 @@ int hot_proc_claim(struct tc_hot *h)
             hot_proc_recover(h, s);
             hot_count(h, C_RECOVERED, 1);
         }
-        for (int c = 0; c < C_COUNT_; c++)
-            atomic_store_explicit(&p->ctr[c], 0, memory_order_relaxed);
+        /* Keep what the previous owner counted in the header's sums. */
+        for (int c = 0; c < C_COUNT_; c++) {
+            uint64_t v = atomic_exchange(&p->ctr[c], 0);
+            if (v)
+                atomic_fetch_add(&h->hdr->retired_ctr[c], v);
+        }
         atomic_fetch_add(&p->gen, 1);
         atomic_store(&p->pid, (int32_t)getpid());
         atomic_store(&p->state, PROC_ACTIVE);

@@ -124,6 +124,9 @@ enum {
     O_FIX = 1u << 17,
     O_DEFAULT = 1u << 18,
     O_NO_DEFAULT = 1u << 19,
+    /* not an option: the command opens no cache, so --shards, --timeout
+     * and --retry do not apply to it */
+    O_NOCACHE = 1u << 20,
 };
 
 #define O_GLOBAL  (O_HELP | O_SHARDS | O_TIMEOUT | O_RETRY)
@@ -164,5 +167,11 @@ int cmd_expire(struct cli *cli);
 int cmd_cull(struct cli *cli);
 int cmd_clear(struct cli *cli);
 int cmd_evict(struct cli *cli);
+
+/* ---- Hot tier and whole-directory commands (cli_maint.c) ------------ */
+
+int cmd_hot_check(struct cli *cli);
+int cmd_shm_gc(struct cli *cli);
+int cmd_drop(struct cli *cli);
 
 #endif /* TC_CLI_H */

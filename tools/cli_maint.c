@@ -1,19 +1,26 @@
 /*
  * cli_maint.c - the tiercache commands that look at a whole cache:
- * stats, keys, check, and the bulk removals expire, cull, clear and evict.
+ * stats, keys, check, the bulk removals expire, cull, clear and evict,
+ * and the hot-tier ones: hot-check, shm-gc and drop.
  *
- * All of them open with TC_OPEN_NOCREATE (no cache in DIR: exit 1, and
- * nothing is created) and print their result on stdout, as a table or
- * lines for humans or as one JSON document with --json.
+ * All that open a cache do so with TC_OPEN_NOCREATE (no cache in DIR:
+ * exit 1, and nothing is created) and print their result on stdout, as a
+ * table or lines for humans or as one JSON document with --json. shm-gc
+ * and drop open no cache.
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -38,6 +45,7 @@ struct stats {
     tc_value settings[N_STAT_SETTINGS];
     uint64_t *seqs; /* one per shard (one for a plain Cache) */
     int nseqs;
+    tc_hot_stats hot; /* hot.attached == 0: no segment */
 };
 
 /* read_hits - hits/misses via tc_stats with the current statistics
@@ -104,7 +112,53 @@ static int gather_stats(tc_cache *c, struct stats *st)
         else if (rc != TC_OK)
             return fail_rc("commit_seq", rc);
     }
+    rc = tc_hot_stats_get(c, &st->hot);
+    if (rc != TC_OK)
+        return fail_rc("hot stats", rc);
     return 0;
+}
+
+/* The hot-tier counters, in the order they are printed. */
+#define HOT_COUNTERS(X) \
+    X(hits)             \
+    X(misses)           \
+    X(fills)            \
+    X(fill_rejects)     \
+    X(publishes)        \
+    X(invalidations)    \
+    X(retries)          \
+    X(evictions)        \
+    X(lock_repairs)     \
+    X(recovered)
+
+static void print_hot_json(const tc_hot_stats *h)
+{
+    if (!h->attached) {
+        fputs("null", stdout);
+        return;
+    }
+    printf("{\"attached\": true, \"size\": %" PRIu64
+           ", \"free_bytes\": %" PRIu64 ", \"items\": %" PRIu64
+           ", \"processes\": %" PRIu32,
+           h->size, h->free_bytes, h->items, h->processes);
+#define X(f) printf(", \"" #f "\": %" PRIu64, h->f);
+    HOT_COUNTERS(X)
+#undef X
+    putchar('}');
+}
+
+static void print_hot_plain(const tc_hot_stats *h)
+{
+    printf("%-19s %s\n", "hot attached", h->attached ? "yes" : "no");
+    if (!h->attached)
+        return;
+    printf("%-19s %" PRIu64 "\n", "hot size", h->size);
+    printf("%-19s %" PRIu64 "\n", "hot free_bytes", h->free_bytes);
+    printf("%-19s %" PRIu64 "\n", "hot items", h->items);
+    printf("%-19s %" PRIu32 "\n", "hot processes", h->processes);
+#define X(f) printf("%-19s %" PRIu64 "\n", "hot " #f, h->f);
+    HOT_COUNTERS(X)
+#undef X
 }
 
 static void print_stats_json(tc_cache *c, const struct stats *st)
@@ -139,7 +193,9 @@ static void print_stats_json(tc_cache *c, const struct stats *st)
         else
             json_u64(st->seqs[i]);
     }
-    fputs("]}\n", stdout);
+    fputs("], \"hot\": ", stdout);
+    print_hot_json(&st->hot);
+    fputs("}\n", stdout);
 }
 
 static void print_stats_plain(tc_cache *c, const struct stats *st)
@@ -171,6 +227,7 @@ static void print_stats_plain(tc_cache *c, const struct stats *st)
             printf(" %" PRIu64, st->seqs[i]);
     }
     putchar('\n');
+    print_hot_plain(&st->hot);
 }
 
 int cmd_stats(struct cli *cli)
@@ -646,4 +703,243 @@ int cmd_clear(struct cli *cli)
 int cmd_evict(struct cli *cli)
 {
     return run_bulk(cli, BULK_EVICT);
+}
+
+/* ===================================================================== */
+/* hot-check                                                             */
+
+int cmd_hot_check(struct cli *cli)
+{
+    int json = (cli->seen & O_JSON) != 0;
+    struct wlist found = {0};
+    tc_hot_stats hs;
+    uint64_t recovered = 0, problems = 0;
+    tc_cache *c = NULL;
+    int status, rc;
+
+    status = open_cache(cli, TC_OPEN_NOCREATE, &c);
+    if (status)
+        return status;
+    found.print = !json;
+    found.keep = json;
+    /* Recover first: locks and chunks held by dead processes are repaired
+     * there, and would otherwise be reported as problems. */
+    rc = tc_hot_recover(c, &recovered);
+    if (rc == TC_OK)
+        rc = tc_hot_stats_get(c, &hs);
+    if (rc == TC_OK)
+        rc = tc_hot_check(c, warning_cb, &found, &problems);
+    if (rc != TC_OK) {
+        status = fail_rc(cli->pos[0], rc);
+        goto out;
+    }
+    if (found.oom) {
+        status = fail_rc(cli->pos[0], TC_ENOMEM);
+        goto out;
+    }
+    /* As in check: if the count and the callbacks disagree, trust the
+     * larger. */
+    if (problems > found.n)
+        found.n = problems;
+    if (json) {
+        fputs("{\"directory\": ", stdout);
+        json_cstr(tc_directory(c));
+        printf(", \"attached\": %s, \"recovered\": %" PRIu64
+               ", \"count\": %" PRIu64 ", \"problems\": ",
+               hs.attached ? "true" : "false", recovered, found.n);
+        json_warnings(&found);
+        fputs("}\n", stdout);
+    } else if (!hs.attached) {
+        printf("%" PRIu64 " problems (no hot-tier segment)\n", found.n);
+    } else {
+        printf("%" PRIu64 " problem%s, %" PRIu64 " dead process%s recovered\n",
+               found.n, found.n == 1 ? "" : "s", recovered,
+               recovered == 1 ? "" : "es");
+    }
+    if (found.n) {
+        fail_msg(cli->pos[0], "%" PRIu64 " hot-tier problem%s found", found.n,
+                 found.n == 1 ? "" : "s");
+        status = XS_IO;
+    }
+out:
+    wlist_free(&found);
+    return close_cache(c, status);
+}
+
+/* ===================================================================== */
+/* shm-gc                                                                */
+
+int cmd_shm_gc(struct cli *cli)
+{
+    uint64_t removed = 0;
+    int rc = tc_hot_gc(&removed);
+
+    if (rc != TC_OK)
+        return fail_rc("hot-tier segments", rc);
+    if (cli->seen & O_JSON)
+        printf("{\"command\": \"shm-gc\", \"removed\": %" PRIu64 "}\n",
+               removed);
+    else
+        printf("%" PRIu64 "\n", removed);
+    return finish_output(0);
+}
+
+/* ===================================================================== */
+/* drop                                                                  */
+
+/* Deeper than any cache (DIR/NNN/ab/cd/x.val); bounds the open
+ * descriptors of the recursion. */
+#define DROP_MAX_DEPTH 32
+
+static int drop_err(const char *path, int err)
+{
+    fail_msg(path, "%s", strerror(err));
+    return XS_IO;
+}
+
+/*
+ * remove_contents - remove everything inside the directory open as @dfd
+ * (taken over and closed). Nothing is followed: symbolic links are
+ * unlinked, subdirectories are opened with O_NOFOLLOW relative to their
+ * parent, and a directory on another device than @dev (a mount point) is
+ * left alone. @path names @dfd in messages. Returns 0 or XS_IO; it goes
+ * on after an error so that it reports everything left behind.
+ */
+static int remove_contents(int dfd, const char *path, dev_t dev, int depth)
+{
+    DIR *d = fdopendir(dfd);
+    struct dirent *e;
+    int status = 0;
+
+    if (!d) {
+        int err = errno;
+
+        close(dfd);
+        return drop_err(path, err);
+    }
+    for (;;) {
+        char sub[PATH_MAX];
+        struct stat st;
+        int sfd, s;
+
+        errno = 0;
+        e = readdir(d);
+        if (!e) {
+            if (errno)
+                status = drop_err(path, errno);
+            break;
+        }
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno != ENOENT)
+                status = drop_err(sub, errno);
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
+                status = drop_err(sub, errno);
+            continue;
+        }
+        if (st.st_dev != dev) {
+            fail_msg(sub, "on another file system; not removed");
+            status = XS_IO;
+            continue;
+        }
+        if (depth >= DROP_MAX_DEPTH) {
+            fail_msg(sub, "nested too deeply; not removed");
+            status = XS_IO;
+            continue;
+        }
+        sfd = openat(dirfd(d), e->d_name,
+                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sfd < 0) {
+            status = drop_err(sub, errno);
+            continue;
+        }
+        s = remove_contents(sfd, sub, dev, depth + 1);
+        if (s)
+            status = s;
+        else if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) != 0 &&
+                 errno != ENOENT)
+            status = drop_err(sub, errno);
+    }
+    closedir(d);
+    return status;
+}
+
+/* is_cache_dir - @dfd holds a regular cache.db, or a real directory 000
+ * holding a regular cache.db (checked without following links). */
+static int is_cache_dir(int dfd)
+{
+    struct stat st;
+
+    if (fstatat(dfd, "cache.db", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(st.st_mode))
+        return 1;
+    return fstatat(dfd, "000", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISDIR(st.st_mode) &&
+           fstatat(dfd, "000/cache.db", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISREG(st.st_mode);
+}
+
+int cmd_drop(struct cli *cli)
+{
+    char dir[PATH_MAX];
+    const char *base;
+    struct stat st;
+    size_t n;
+    int dfd, rc, status;
+
+    n = strlen(cli->pos[0]);
+    if (n == 0 || n >= sizeof(dir))
+        return usage_error("DIR", "'%s' is not a usable path", cli->pos[0]);
+    memcpy(dir, cli->pos[0], n + 1);
+    /* "link/" would make the kernel follow a symbolic link: drop the
+     * trailing slashes so the checks below see the name itself. */
+    while (n > 1 && dir[n - 1] == '/')
+        dir[--n] = 0;
+    base = strrchr(dir, '/');
+    base = base ? base + 1 : dir;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+        return usage_error(cli->pos[0], "name the cache directory itself");
+    if (lstat(dir, &st) != 0) {
+        if (errno == ENOENT) {
+            fail_msg(NULL, "no cache in %s", dir);
+            return XS_NOTFOUND;
+        }
+        return drop_err(dir, errno);
+    }
+    if (S_ISLNK(st.st_mode))
+        return usage_error(dir, "is a symbolic link; name the cache "
+                                "directory itself (nothing removed)");
+    if (!S_ISDIR(st.st_mode))
+        return usage_error(dir, "not a directory (nothing removed)");
+    /* O_NOFOLLOW: if DIR became a link since lstat, refuse here. Every
+     * later step works relative to this descriptor. */
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return drop_err(dir, errno);
+    if (fstat(dfd, &st) != 0) {
+        status = drop_err(dir, errno);
+        close(dfd);
+        return status;
+    }
+    if (!is_cache_dir(dfd)) {
+        close(dfd);
+        return usage_error(dir, "not a tiercache or diskcache directory (no "
+                                "cache.db or 000/cache.db); nothing removed");
+    }
+    /* The segment's name comes from DIR's inode: drop it while DIR still
+     * exists. On failure keep DIR, so the segment is not orphaned. */
+    rc = tc_hot_drop(dir);
+    if (rc != TC_OK) {
+        close(dfd);
+        return fail_rc("hot-tier segment", rc);
+    }
+    status = remove_contents(dfd, dir, st.st_dev, 0);
+    if (!status && rmdir(dir) != 0)
+        status = drop_err(dir, errno);
+    return finish_output(status);
 }

@@ -9,7 +9,8 @@
  * Files: this one holds the options, opening a cache, the single-item
  * commands (set, get, delete, incr, decr), bench, the command table with
  * its help texts, argument parsing and main(); cli_maint.c the whole-cache
- * commands (stats, keys, check, expire, cull, clear, evict); cli_util.c
+ * commands (stats, keys, check, expire, cull, clear, evict) and the
+ * hot-tier ones (hot-check, shm-gc, drop); cli_util.c
  * the output, parsing and error helpers; cli.h what they share.
  *
  * Conventions owned here:
@@ -20,6 +21,9 @@
  *    stderr; structured output goes to stdout only.
  *  - Commands that only read or remove (everything but set/incr/decr) open
  *    with TC_OPEN_NOCREATE, so they never create a cache in DIR.
+ *  - No command creates a hot-tier (shared-memory) segment: open_cache()
+ *    sets hot size 0, so the tool attaches only to a segment that another
+ *    process made.
  *  - Numbers on the command line are validated strictly: the whole string
  *    must parse, NaN is never accepted, and infinities only where they make
  *    a meaningful key or value.
@@ -146,6 +150,15 @@ int open_cache(const struct cli *cli, unsigned oflags, tc_cache **out)
     rc = tc_create(&c);
     if (rc != TC_OK)
         return fail_rc("create", rc);
+    /* A short-lived tool gains nothing from reading through the hot tier
+     * and must not leave a 64 MiB segment behind: with hot size 0 it
+     * creates none, but attaches to an existing one so its writes
+     * invalidate it and stats can show it. */
+    rc = tc_set_hot_size(c, 0);
+    if (rc != TC_OK) {
+        status = fail_rc("hot size", rc);
+        goto out_close;
+    }
     if (cli->seen & O_SHARDS) {
         rc = tc_set_shards(c, cli->shards);
         if (rc != TC_OK) {
@@ -579,7 +592,21 @@ static const struct command commands[] = {
      "ones included), volume (bytes), hits and misses (counted only while\n"
      "the statistics setting is 1; not changed here), the settings\n"
      "eviction_policy, size_limit, cull_limit, statistics, tag_index,\n"
-     "disk_min_file_size, and the commit sequence of each shard.\n"},
+     "disk_min_file_size, and the commit sequence of each shard.\n"
+     "\n"
+     "Then the hot tier, the shared-memory segment in front of the cache\n"
+     "(lines starting with \"hot \"): attached (yes/no; nothing more when\n"
+     "no), size and free_bytes (bytes), items, processes (live ones,\n"
+     "this one included), and counters summed over every process that\n"
+     "used the segment: hits, misses, fills, fill_rejects, publishes,\n"
+     "invalidations, retries, evictions, lock_repairs, recovered.\n"
+     "This tool never creates a segment (it opens with hot size 0): it\n"
+     "attaches only to one that a program using the library made, so\n"
+     "for a cache only ever used through this tool attached is \"no\".\n"
+     "--json prints {\"directory\", \"type\", \"shards\", \"readonly\",\n"
+     "\"length\", \"volume\", \"hits\", \"misses\", \"settings\": {...},\n"
+     "\"commit_seq\": [...], \"hot\": {\"attached\", \"size\", ...} or null\n"
+     "when no segment is attached}.\n"},
     {"keys", cmd_keys, O_JSON | O_SORTED | O_REVERSE, 1, 1, "DIR",
      "list the keys",
      "List the keys, one per line, in insertion order (expired items\n"
@@ -612,6 +639,33 @@ static const struct command commands[] = {
      "remove the items tagged TAG",
      "Remove every item tagged TAG (text; --tag-int: an integer); print\n"
      "how many.\n"},
+    {"hot-check", cmd_hot_check, O_JSON, 1, 1, "DIR",
+     "recover and check the hot-tier segment",
+     "Run a recovery pass over the cache's hot-tier segment (free what\n"
+     "processes that died left locked or allocated), then check it: its\n"
+     "structure (\"hot-structure\") and every live item against SQLite\n"
+     "(\"hot-stale\": missing there, or another value, expiry or tag).\n"
+     "Prints each problem as `kind: message` and a summary line. Exit 0\n"
+     "when nothing is found (also when no segment exists), 4 when\n"
+     "problems are found. Opening already recovers the dead processes it\n"
+     "finds, so \"recovered\" counts only those found after that.\n"
+     "--json prints {\"directory\", \"attached\", \"recovered\",\n"
+     "\"count\", \"problems\": [{\"kind\", \"message\"}]}.\n"},
+    {"shm-gc", cmd_shm_gc, O_JSON | O_NOCACHE, 0, 0, "",
+     "remove segments of caches that are gone",
+     "Remove every hot-tier segment whose cache directory no longer\n"
+     "exists (or is another directory now) from $TIERCACHE_SHM_DIR\n"
+     "(default /dev/shm); print how many (--json: {\"command\",\n"
+     "\"removed\"}). Segments of existing caches are left alone.\n"},
+    {"drop", cmd_drop, O_NOCACHE, 1, 1, "DIR",
+     "delete a cache directory and its segment",
+     "Remove the cache's hot-tier segment, then the whole directory DIR\n"
+     "and everything in it. Stop the programs using the cache first.\n"
+     "DIR must be a cache directory: a real directory (not a symbolic\n"
+     "link) holding cache.db or 000/cache.db; anything else is refused\n"
+     "(exit 2) and nothing is removed. A missing DIR exits 1. Symbolic\n"
+     "links inside DIR are removed, never followed, and directories on\n"
+     "another file system are left in place (exit 4). Prints nothing.\n"},
     {"bench", NULL, 0, 0, 0, "[ARGS...]", "run the benchmark program",
      "Run tiercache-bench with ARGS (passed through unchanged, --help\n"
      "included). It is looked for at $TIERCACHE_BENCH (the program or its\n"
@@ -672,12 +726,21 @@ static const char exit_help[] =
     "Exit status: 0 success; 1 not found (missing key, no cache in DIR);\n"
     "2 usage or data error (bad arguments, wrong type, too big, pickle,\n"
     "out of range); 3 busy past the timeout; 4 I/O error, corruption,\n"
-    "permission, or problems found by check.\n";
+    "permission, or problems found by check or hot-check.\n";
+
+/* cmd_opts - every option @cmd accepts: the cache options (--shards,
+ * --timeout, --retry) only for commands that open a cache. */
+static unsigned cmd_opts(const struct command *cmd)
+{
+    int meta = cmd->run == cmd_help || cmd->run == cmd_version;
+
+    return cmd->opts | (meta || (cmd->opts & O_NOCACHE) ? O_HELP : O_GLOBAL);
+}
 
 static void print_command_help(FILE *f, const struct command *cmd)
 {
     int meta = cmd->run == cmd_help || cmd->run == cmd_version;
-    unsigned opts = cmd->opts | (meta ? O_HELP : O_GLOBAL);
+    unsigned opts = cmd_opts(cmd);
 
     fprintf(f, "usage: tiercache %s%s%s%s\n\n%s", cmd->name,
             cmd->synopsis[0] ? " " : "", cmd->synopsis,
@@ -691,7 +754,7 @@ static void print_command_help(FILE *f, const struct command *cmd)
     }
     if (cmd->opts & O_BYTES_FILE)
         fprintf(f, "\n%s", types_help);
-    if (opts & O_SHARDS)
+    if (!meta)
         fprintf(f, "\n%s", exit_help);
 }
 
@@ -710,7 +773,8 @@ static void print_top_help(FILE *f)
                  commands[i].synopsis);
         fprintf(f, "%-28s%s\n", head, commands[i].summary);
     }
-    fputs("\nglobal options (any command):\n", f);
+    fputs("\nglobal options (any command; shm-gc and drop take only --help):\n",
+          f);
     for (size_t i = 0; i < sizeof(optspecs) / sizeof(optspecs[0]); i++) {
         if ((O_GLOBAL & optspecs[i].bit) && optspecs[i].help)
             print_opt_help(f, &optspecs[i], NULL);
@@ -850,7 +914,10 @@ static int wants_help(int stop, char **argv, const char *word)
 /* parse_args - fill @cli from argv (the command word at @ci skipped). */
 static int parse_args(struct cli *cli, int argc, char **argv, int ci)
 {
-    unsigned allowed = cli->cmd->opts | O_GLOBAL;
+    /* help and version tolerate the global options (as before); commands
+     * that open no cache refuse them. */
+    unsigned allowed = (cli->cmd->opts & O_NOCACHE) ? cmd_opts(cli->cmd)
+                                                    : cli->cmd->opts | O_GLOBAL;
     int only_pos = 0;
 
     for (int i = 1; i < argc; i++) {
