@@ -476,6 +476,8 @@ static void preupdate(void *arg, sqlite3 *db, int op, const char *zdb,
     if (!h)
         return;
     sqlite3_value *key = NULL, *raw = NULL;
+    if (op == SQLITE_DELETE)
+        k->deletes++;
     if (op == SQLITE_INSERT) {
         sqlite3_preupdate_new(db, CACHE_COL_KEY, &key);
         sqlite3_preupdate_new(db, CACHE_COL_RAW, &raw);

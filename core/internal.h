@@ -184,6 +184,7 @@ struct tc_conn {
     int shard;
     uint64_t seq; /* commit_seq of the open write transaction, else 0 */
     uint64_t seen_f, seen_prev; /* hot tier's seen_seq set before COMMIT */
+    uint64_t deletes;           /* Cache rows deleted (preupdate hook) */
     bool seen_set;
 };
 

@@ -442,8 +442,11 @@ int tc__op_set(tc_cache *c, int shard, const tc_data *key, const tc_data *val,
         tc__store_discard(s, &sto);
         return tc__work_end(&w, rc);
     }
+    uint64_t deletes = w.k->deletes;
     rc = tc__row_put(&w, key, &sto, expire, tag, add);
-    bool publish = rc == TC_OK && val && !w.txn;
+    /* The set's own inline cull may have removed the row just written:
+     * then publish nothing (a later get fills from SQLite). */
+    bool publish = rc == TC_OK && val && !w.txn && w.k->deletes == deletes;
     uint64_t seq = w.seq;
     double expire_time = w.expire_time;
     rc = tc__work_end(&w, rc);

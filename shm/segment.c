@@ -549,7 +549,8 @@ int tc_hot_unlink_dir(const char *dir)
     if (fd >= 0)
         flock(fd, LOCK_EX);
     seg_retire(seg);
-    unlink(lock);
+    /* The lock file stays: a process holding it open must keep
+     * serialising with the next creator on the same inode. */
     if (fd >= 0)
         close(fd);
     free(seg);
