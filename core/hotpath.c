@@ -247,8 +247,9 @@ bool tc__hot_fill_begin(tc_cache *c, int shard, const tc_data *key,
     for (int i = 0; i < 40; i++) {
         struct timespec ts = {0, 50000};
         nanosleep(&ts, NULL);
-        if (out && tc_hot_get(h, shard, key, hot_now(c), access_of(c, shard),
-                              out) == TC_HOT_HIT) {
+        if (out &&
+            tc_hot_get(h, shard, key, hot_now(c),
+                       access_of(c, shard) | TC_HOT_QUIET, out) == TC_HOT_HIT) {
             *hit = true;
             return false;
         }

@@ -541,14 +541,10 @@ int tc__op_get_cold(tc_cache *c, int shard, const tc_data *key, tc_item *out,
 
 /* A get: the hot tier first; on a miss SQLite, then a fill versioned by
  * the read snapshot's commit sequence. */
-int tc__op_get(tc_cache *c, int shard, const tc_data *key, tc_item *out,
-               unsigned flags)
+/* After a hot-tier miss: SQLite, then a fill. */
+static int op_get_missed(tc_cache *c, int shard, const tc_data *key,
+                         tc_item *out, unsigned flags)
 {
-    size_t len;
-    int r = out ? tc__hot_get(c, shard, key, out)
-                : tc__hot_get_buf(c, shard, key, NULL, 0, &len, NULL, NULL);
-    if (r != 1 /* TC_HOT_MISS */)
-        return TC_OK;
     bool hit = false;
     if (!tc__hot_fill_begin(c, shard, key, out, &hit))
         return hit ? TC_OK : op_get_cold(c, shard, key, out, NULL, flags);
@@ -561,6 +557,17 @@ int tc__op_get(tc_cache *c, int shard, const tc_data *key, tc_item *out,
     else
         tc_item_clear(&tmp);
     return rc;
+}
+
+int tc__op_get(tc_cache *c, int shard, const tc_data *key, tc_item *out,
+               unsigned flags)
+{
+    size_t len;
+    int r = out ? tc__hot_get(c, shard, key, out)
+                : tc__hot_get_buf(c, shard, key, NULL, 0, &len, NULL, NULL);
+    if (r != 1 /* TC_HOT_MISS */)
+        return TC_OK;
+    return op_get_missed(c, shard, key, out, flags);
 }
 
 /* ---- public single-key operations that live on one shard ------------- */
@@ -643,11 +650,13 @@ static bool key_plausible(const tc_data *key)
 int tc_get(tc_cache *c, const tc_data *key, tc_item *out, unsigned flags)
 {
     ENTER(c, "tc_get");
-    if (out && key_plausible(key) &&
+    bool looked = out && key_plausible(key);
+    if (looked &&
         tc__hot_get(c, shard_of(c, key), key, out) == 0 /* TC_HOT_HIT */)
         return TC_OK;
     CHECK(tc__check_key(key));
-    return tc__op_get(c, shard_of(c, key), key, out, flags);
+    return looked ? op_get_missed(c, shard_of(c, key), key, out, flags)
+                  : tc__op_get(c, shard_of(c, key), key, out, flags);
 }
 
 int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
@@ -670,7 +679,9 @@ int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
                            cap);
     }
     CHECK(tc__check_key(key));
-    int rc = tc__op_get(c, shard_of(c, key), key, &it, flags);
+    int rc = key_plausible(key)
+                 ? op_get_missed(c, shard_of(c, key), key, &it, flags)
+                 : tc__op_get(c, shard_of(c, key), key, &it, flags);
     if (rc)
         return rc;
     *len = it.value.len;

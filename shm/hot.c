@@ -214,9 +214,11 @@ int tc_hot_get_buf(struct tc_hot *h, int shard, const tc_data *key, double now,
     if (shard < 0 || (unsigned)shard >= h->nshards ||
         !hot_key_make(h, shard, key, &k))
         return TC_HOT_MISS;
-    struct read_out o = {access, buf, cap, 0, 0, 0, NULL};
+    bool quiet = access & TC_HOT_QUIET;
+    struct read_out o = {access & 0xff, buf, cap, 0, 0, 0, NULL};
     if (read_key(h, &k, now, &o) != R_HIT) {
-        hot_count(h, C_MISSES, 1);
+        if (!quiet)
+            hot_count(h, C_MISSES, 1);
         return TC_HOT_MISS;
     }
     hot_count(h, C_HITS, 1);
@@ -235,9 +237,11 @@ int tc_hot_get(struct tc_hot *h, int shard, const tc_data *key, double now,
     if (shard < 0 || (unsigned)shard >= h->nshards ||
         !hot_key_make(h, shard, key, &k))
         return TC_HOT_MISS;
-    struct read_out o = {access, NULL, 0, 0, 0, 0, out};
+    bool quiet = access & TC_HOT_QUIET;
+    struct read_out o = {access & 0xff, NULL, 0, 0, 0, 0, out};
     if (read_key(h, &k, now, &o) != R_HIT) {
-        hot_count(h, C_MISSES, 1);
+        if (!quiet)
+            hot_count(h, C_MISSES, 1);
         return TC_HOT_MISS;
     }
     hot_count(h, C_HITS, 1);

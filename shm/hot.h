@@ -49,6 +49,8 @@ TC_HIDDEN_SHM bool tc_hot_retired(const struct tc_hot *h);
 /* What a hit records for the shard's eviction policy (in the item, only
  * when it changes: DESIGN-BRIEF 9.3, 9.4). */
 enum { TC_HOT_ACCESS_NONE, TC_HOT_ACCESS_LRU, TC_HOT_ACCESS_LFU };
+/* Or'ed into @access: a probe that counts neither hit nor miss. */
+#define TC_HOT_QUIET 0x100
 
 enum {
     TC_HOT_HIT = 0,

@@ -431,6 +431,29 @@ static void hot_free_struct(struct tc_hot *h)
     free(h);
 }
 
+/* flock @how on the companion file, making sure the descriptor still is
+ * the file at its name: drop and gc unlink lock files, and two creators
+ * must never serialise on two different inodes. Reopens if needed. */
+static int relock(struct tc_hot *h, int how, int oflags, mode_t mode)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        flock(h->lockfd, how);
+        struct stat a, b;
+        if (fstat(h->lockfd, &a) == 0 && stat(h->lockpath, &b) == 0 &&
+            a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+            return TC_OK;
+        flock(h->lockfd, LOCK_UN);
+        int fd = open(h->lockpath, oflags | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+            return errno == ENOENT ? TC_NOTFOUND
+                                   : tc__oserr(errno, "opening", h->lockpath);
+        close(h->lockfd);
+        h->lockfd = fd;
+    }
+    return tc__err(TC_EBUSY, "hot-tier lock file %s keeps changing",
+                   h->lockpath);
+}
+
 int tc_hot_attach(const struct tc_hot_params *p, struct tc_hot **out)
 {
     uint64_t dev, ino;
@@ -473,8 +496,12 @@ int tc_hot_attach(const struct tc_hot_params *p, struct tc_hot **out)
                        h->lockpath);
     }
 
+    int oflags = p->readonly ? O_RDONLY : p->size ? O_RDWR | O_CREAT : O_RDWR;
     /* Fast path: validate under a shared lock. */
-    flock(h->lockfd, LOCK_SH);
+    if ((rc = relock(h, LOCK_SH, oflags, mode))) {
+        hot_free_struct(h);
+        return rc;
+    }
     enum verdict v = seg_open(h, p, dev, ino);
     flock(h->lockfd, LOCK_UN);
     if (v == SEG_REFUSE) {
@@ -486,7 +513,10 @@ int tc_hot_attach(const struct tc_hot_params *p, struct tc_hot **out)
             hot_free_struct(h);
             return v == SEG_MISSING ? TC_NOTFOUND : TC_EUNSUPPORTED;
         }
-        flock(h->lockfd, LOCK_EX);
+        if ((rc = relock(h, LOCK_EX, oflags, mode))) {
+            hot_free_struct(h);
+            return rc;
+        }
         v = seg_open(h, p, dev, ino); /* someone may have just built it */
         if (v == SEG_REPLACE)
             seg_retire(h->path);
@@ -549,8 +579,7 @@ int tc_hot_unlink_dir(const char *dir)
     if (fd >= 0)
         flock(fd, LOCK_EX);
     seg_retire(seg);
-    /* The lock file stays: a process holding it open must keep
-     * serialising with the next creator on the same inode. */
+    unlink(lock); /* openers re-check the inode after locking (relock) */
     if (fd >= 0)
         close(fd);
     free(seg);
@@ -602,8 +631,35 @@ int tc_hot_gc_orphans(uint64_t *removed)
     while ((e = readdir(d)) != NULL) {
         unsigned long long a, b;
         int n = 0;
-        if (sscanf(e->d_name, "tiercache-%llx-%llx%n", &a, &b, &n) != 2 ||
-            e->d_name[n] != 0)
+        if (sscanf(e->d_name, "tiercache-%llx-%llx%n", &a, &b, &n) != 2)
+            continue;
+        if (!strcmp(e->d_name + n, ".lock")) {
+            /* A lock file without its segment, that nobody holds. */
+            char *lp, *sp;
+            if (asprintf(&lp, "%s/%s", shm_dir(), e->d_name) < 0)
+                break;
+            if (asprintf(&sp, "%.*s", (int)strlen(lp) - 5, lp) < 0) {
+                free(lp);
+                break;
+            }
+            int fd = open(lp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+            struct stat st;
+            if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+                stat(sp, &st) != 0 && errno == ENOENT) {
+                struct flock fl = {.l_type = F_WRLCK,
+                                   .l_whence = SEEK_SET,
+                                   .l_start = 0,
+                                   .l_len = 0};
+                if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_UNLCK)
+                    unlink(lp); /* not counted: @removed counts segments */
+            }
+            if (fd >= 0)
+                close(fd);
+            free(lp);
+            free(sp);
+            continue;
+        }
+        if (e->d_name[n] != 0)
             continue;
         char *path, *lock;
         if (asprintf(&path, "%s/%s", shm_dir(), e->d_name) < 0)
