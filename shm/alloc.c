@@ -36,8 +36,6 @@ void hot_pool_lock(struct tc_hot *h)
         uint32_t w = 0;
         if (atomic_compare_exchange_weak(&h->hdr->pool_lock, &w, mine))
             return;
-        if (w == mine && h->slot >= 0)
-            return; /* re-entered from recovery of our own claim path */
         if (spins < 64) {
             sched_yield();
             continue;
