@@ -541,8 +541,14 @@ void tc_hot_write_abort(struct tc_hot *h, int shard, uint64_t n)
 void tc_hot_invalidate(struct tc_hot *h, int shard, const tc_data *key)
 {
     struct hot_key k;
-    if (h->readonly || !hot_key_make(h, shard, key, &k))
+    if (h->readonly || (unsigned)shard >= h->nshards)
         return;
+    if (h->slot < 0 || !hot_key_make(h, shard, key, &k)) {
+        /* Without a process slot we take no bucket lock: drop the whole
+         * shard instead (correct, only slower for the others). */
+        tc_hot_invalidate_shard(h, shard);
+        return;
+    }
     uint32_t taken[2 * HOT_SLOTS];
     int n = 0;
     hot_lock2(h, k.b1, k.b2);
@@ -813,8 +819,9 @@ uint64_t tc_hot_check_walk(struct tc_hot *h, void (*bad)(void *, const char *),
         if (BW_LOCKED(bw) && !hot_proc_alive(h, BW_OWNER(bw) - 1))
             BAD("bucket %llu: locked by dead process slot %u",
                 (unsigned long long)bi, BW_OWNER(bw) - 1);
+        bool lock = !h->readonly && h->slot >= 0;
         for (int i = 0; i < HOT_SLOTS; i++) {
-            if (!h->readonly)
+            if (lock)
                 hot_bucket_lock(h, b);
             uint64_t w = atomic_load(&b->slot[i]);
             struct tc_hot_entry e;
@@ -875,7 +882,7 @@ uint64_t tc_hot_check_walk(struct tc_hot *h, void (*bad)(void *, const char *),
                     }
                 }
             }
-            if (!h->readonly)
+            if (lock)
                 hot_bucket_unlock(b);
             /* Compared outside the lock: @each reads SQLite. */
             if (have)

@@ -61,6 +61,9 @@ int hot_proc_claim(struct tc_hot *h)
                              h->lockpath);
         }
         struct hot_proc *p = &h->procs[s];
+        /* We own the slot from here on: locks we take while recovering
+         * carry our (live, repairable) owner id. */
+        h->slot = (int)s;
         /* The byte was free: any previous owner is dead. Take back what it
          * held before reusing the slot. */
         if (atomic_load(&p->state) != PROC_FREE) {
@@ -76,13 +79,12 @@ int hot_proc_claim(struct tc_hot *h)
         atomic_fetch_add(&p->gen, 1);
         atomic_store(&p->pid, (int32_t)getpid());
         atomic_store(&p->state, PROC_ACTIVE);
-        h->slot = (int)s;
         return TC_OK;
     }
-    return tc__err(
-        TC_EUNSUPPORTED,
-        "all %d hot-tier process slots are in use; running cold-only",
-        HOT_PROCS);
+    /* No slot: this process may still read, and its writes invalidate
+     * whole shards (no bucket locks without a repairable owner id). */
+    h->slot = -1;
+    return TC_OK;
 }
 
 void hot_proc_release(struct tc_hot *h)
@@ -184,7 +186,7 @@ void hot_proc_recover(struct tc_hot *h, unsigned s)
 uint64_t tc_hot_recover_dead(struct tc_hot *h)
 {
     uint64_t n = 0;
-    if (h->readonly || h->lockfd < 0)
+    if (h->readonly || h->lockfd < 0 || h->slot < 0)
         return 0;
     for (unsigned s = 0; s < HOT_PROCS; s++) {
         if ((int)s == h->slot || atomic_load(&h->procs[s].state) == PROC_FREE)
