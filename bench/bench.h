@@ -38,6 +38,11 @@ struct bench_opts {
     bool python;         /* run the python-diskcache workload */
     bool micro;          /* run the micro benchmarks */
     bool workload;       /* run the diskcache workload */
+    bool hot;            /* run the hot-tier rows (bench_hot.c) */
+    bool big;            /* --big: the 1M-key hot row */
+    int hot_keys;        /* hot: keys of the get-hit row (10,000) */
+    int big_keys;        /* hot: keys of the --big row (1,000,000) */
+    long hot_ops;        /* hot: gets per timed phase / per process */
     bool json;           /* print JSON instead of tables */
     const char *base;    /* --dir: where the temp dir is made */
     const char *pyexe;   /* python interpreter */
@@ -69,6 +74,13 @@ void bench_mkdir(const char *path);
 void bench_rmtree(const char *path);
 /* A tiny deterministic PRNG (splitmix64). */
 uint64_t bench_rand(uint64_t *state);
+/* Remember a cache directory whose hot-tier segment must be dropped if we
+ * die; the exit handler calls tc_hot_drop on each (segments outlive the
+ * directory in /dev/shm otherwise). */
+void bench_track_segment(const char *dir);
+/* tc_hot_drop(@dir), dying on failure; call after tc_close and before the
+ * directory is removed. */
+void bench_drop_segment(const char *dir);
 
 /* ---- bench_floor.c: bare prepared SQLite --------------------------- */
 
@@ -150,8 +162,11 @@ struct wl_result {
     double busy;        /* ops abandoned at the busy timeout */
 };
 
-enum wl_engine { E_TC, E_PY, E_COUNT };
-#define WL_PROCS 2 /* measured with 1..WL_PROCS processes */
+/* tiercache with the hot tier on (64 MiB) and cold-only (hot size 0),
+ * then python-diskcache. */
+enum wl_engine { E_TC, E_TC_COLD, E_PY, E_COUNT };
+#define WL_HOT_SIZE (64ull << 20)
+#define WL_PROCS    2 /* measured with 1..WL_PROCS processes */
 
 struct wl_all {
     int runs;
@@ -164,5 +179,72 @@ struct wl_all {
 extern const char *const wl_op_name[W_OP_COUNT];
 
 void wl_run_all(const struct bench_opts *o, struct wl_all *w);
+
+/* ---- bench_hot.c --------------------------------------------------- */
+
+/* The sides of a hot get-hit row: tiercache's two calls and the floor. */
+enum hot_side { H_BUF, H_GET, H_FLOOR, H_SIDES };
+
+struct hot_row {
+    bool have;      /* measured */
+    char note[256]; /* why not, or what went wrong with the hit rate */
+    int keys;       /* keys resident */
+    uint64_t size;  /* hot_size */
+    long ops;       /* gets per timed phase */
+    double preload_s, fill_s;     /* seconds to preload (and fill) */
+    uint64_t lib_ops, lib_misses; /* measured library gets, hot misses */
+    uint64_t resident;            /* tc_hot_stats items before timing */
+    uint32_t floor_unplaced;      /* keys the floor could not place */
+    /* ns per get, per run (wall and process CPU time) */
+    double ns[H_SIDES][BENCH_MAX_RUNS], cpu[H_SIDES][BENCH_MAX_RUNS];
+};
+
+/* Two-process scaling: engine 0 tiercache, 1 the bare table; variant 0
+ * every key, 1 one key read by both processes. */
+#define HS_ENGINES  2
+#define HS_VARIANTS 2
+struct hot_scale {
+    bool have;
+    char note[256];
+    long ops; /* gets per process */
+    /* per run, [engine][variant][procs - 1][run]:
+     * cpu_rate = sum over processes of gets / own CPU seconds,
+     * wall_rate = all gets / (last end - first start),
+     * cores = sum of CPU seconds / that wall span */
+    double cpu_rate[HS_ENGINES][HS_VARIANTS][2][BENCH_MAX_RUNS];
+    double wall_rate[HS_ENGINES][HS_VARIANTS][2][BENCH_MAX_RUNS];
+    double cores[HS_ENGINES][HS_VARIANTS][2][BENCH_MAX_RUNS];
+};
+
+#define HM_SNAPS 4
+struct hot_mem_snap {
+    uint64_t items, size, free_bytes, keys_set;
+    double key_bytes; /* mean key length of the resident keys */
+    double evictions;
+};
+struct hot_mem {
+    bool have;
+    char note[256];
+    uint64_t size;       /* hot_size */
+    double fill_s;       /* seconds to fill */
+    uint64_t first_cold; /* items resident when a key first stayed cold */
+    bool full;           /* the item count stopped growing */
+    bool have_evict;
+    struct hot_mem_snap evict; /* the last state before the first eviction */
+    uint64_t evict_items;      /* items after the batch that evicted */
+    int nsnap;                 /* snap[nsnap - 1] is the final state */
+    struct hot_mem_snap snap[HM_SNAPS];
+};
+
+struct hot_result {
+    int runs;
+    struct hot_row small, big;
+    struct hot_scale scale;
+    struct hot_mem mem;
+};
+
+void hot_run(const struct bench_opts *o, struct hot_result *r);
+void hot_print(const struct bench_opts *o, const struct hot_result *r);
+void hot_json(const struct bench_opts *o, const struct hot_result *r);
 
 #endif /* TC_BENCH_H */

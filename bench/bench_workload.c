@@ -9,6 +9,9 @@
  * opts.warmup_ops untimed, FanoutCache of 8 shards with timeout 0.010,
  * preloaded with set(key, key). Workers open the cache after the fork,
  * report ready, and start together when the parent closes a pipe.
+ * tiercache runs twice: with the hot tier on (hot_size WL_HOT_SIZE, the
+ * default) and cold-only (tc_set_hot_size 0 in every process, so no
+ * segment exists), each on a fresh directory.
  *
  * Both engines hand raw per-op timings to this file, which computes every
  * statistic the same way: per-op nearest-rank percentiles over all
@@ -127,12 +130,14 @@ static void proc_error(struct wl_proc *h, const char *what, int rc)
                  tc_errmsg());
 }
 
-static tc_cache *wl_open(const char *dir, struct wl_proc *h)
+static tc_cache *wl_open(const char *dir, uint64_t hot_size, struct wl_proc *h)
 {
     tc_cache *c = NULL;
     int rc = tc_create(&c);
     if (rc == TC_OK)
         rc = tc_set_shards(c, BENCH_FAN_SHARDS);
+    if (rc == TC_OK)
+        rc = tc_set_hot_size(c, hot_size);
     if (rc == TC_OK)
         rc = tc_set_timeout(c, 0.010);
     if (rc == TC_OK)
@@ -149,8 +154,9 @@ static tc_cache *wl_open(const char *dir, struct wl_proc *h)
     return c;
 }
 
-static void tc_worker(const struct bench_opts *o, const char *dir, int num,
-                      int ready_fd, int go_fd, struct wl_data *d)
+static void tc_worker(const struct bench_opts *o, const char *dir,
+                      uint64_t hot_size, int num, int ready_fd, int go_fd,
+                      struct wl_data *d)
 {
     struct wl_proc *h = d->hdr;
     char keys[WL_KEYS][16], counter[24], buf;
@@ -162,7 +168,7 @@ static void tc_worker(const struct bench_opts *o, const char *dir, int num,
 
     for (k = 0; k < WL_KEYS; k++)
         klen[k] = (size_t)snprintf(keys[k], sizeof(keys[k]), "key-%d", k);
-    c = wl_open(dir, h);
+    c = wl_open(dir, hot_size, h);
     if (write(ready_fd, "x", 1) != 1 || !c || !val)
         _exit(2);
     close(ready_fd);
@@ -228,9 +234,9 @@ static void tc_worker(const struct bench_opts *o, const char *dir, int num,
     _exit(h->errors ? 1 : 0);
 }
 
-static void preload_tc(const char *dir)
+static void preload_tc(const char *dir, uint64_t hot_size)
 {
-    tc_cache *c = wl_open(dir, NULL);
+    tc_cache *c = wl_open(dir, hot_size, NULL);
     char key[16];
     int k;
 
@@ -244,7 +250,7 @@ static void preload_tc(const char *dir)
 }
 
 static void run_tc(const struct bench_opts *o, int procs, const char *dir,
-                   struct wl_result *out)
+                   uint64_t hot_size, struct wl_result *out)
 {
     size_t per = sizeof(struct wl_proc) + (size_t)o->ops * 10 + 64;
     unsigned char *shm;
@@ -254,7 +260,8 @@ static void run_tc(const struct bench_opts *o, int procs, const char *dir,
     char b[WL_PROCS];
 
     bench_mkdir(dir);
-    preload_tc(dir);
+    bench_track_segment(dir);
+    preload_tc(dir, hot_size);
     shm = mmap(NULL, per * (size_t)procs, PROT_READ | PROT_WRITE,
                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (shm == MAP_FAILED)
@@ -276,7 +283,7 @@ static void run_tc(const struct bench_opts *o, int procs, const char *dir,
         if (pids[p] == 0) {
             close(ready[0]);
             close(go[1]);
-            tc_worker(o, dir, p, ready[1], go[0], &d[p]);
+            tc_worker(o, dir, hot_size, p, ready[1], go[0], &d[p]);
         }
     }
     close(ready[1]);
@@ -303,6 +310,7 @@ static void run_tc(const struct bench_opts *o, int procs, const char *dir,
         bench_die("workload: %d tiercache worker(s) failed", failed);
     aggregate(d, procs, out);
     munmap(shm, per * (size_t)procs);
+    bench_drop_segment(dir);
 }
 
 /* ---- python-diskcache --------------------------------------------- */
@@ -398,7 +406,7 @@ void wl_run_all(const struct bench_opts *o, struct wl_all *w)
 
     memset(w, 0, sizeof(*w));
     w->runs = o->runs;
-    w->have[E_TC] = true;
+    w->have[E_TC] = w->have[E_TC_COLD] = true;
     if (!python)
         snprintf(w->py_note, sizeof(w->py_note), "skipped (--no-python)");
     else if (access(o->pyexe, X_OK) != 0 || access(o->script, R_OK) != 0) {
@@ -412,10 +420,15 @@ void wl_run_all(const struct bench_opts *o, struct wl_all *w)
             if (!o->json)
                 fprintf(stderr, "workload: run %d/%d, %d process(es)\n",
                         run + 1, o->runs, procs);
-            bench_pathf(dir, sizeof(dir), "%s/wl-tc-%d-%d", o->work, procs,
-                        run);
-            run_tc(o, procs, dir, &w->run[E_TC][procs - 1][run]);
-            bench_rmtree(dir);
+            /* Hot-on and cold-only alternate who goes first. */
+            for (int i = 0; i < 2; i++) {
+                int e = (i + run) % 2 ? E_TC_COLD : E_TC;
+                bench_pathf(dir, sizeof(dir), "%s/wl-tc%s-%d-%d", o->work,
+                            e == E_TC ? "hot" : "cold", procs, run);
+                run_tc(o, procs, dir, e == E_TC ? WL_HOT_SIZE : 0,
+                       &w->run[e][procs - 1][run]);
+                bench_rmtree(dir);
+            }
             if (!python)
                 continue;
             bench_pathf(dir, sizeof(dir), "%s/wl-py-%d-%d", o->work, procs,

@@ -5,10 +5,12 @@
  * It prints, for a plain Cache and a FanoutCache of 8 shards, the median
  * ns/op and ops/s of each operation beside the floor (the same SQL in bare
  * C, bench_floor.c) and the ratio tiercache/floor against DESIGN-BRIEF
- * section 8's targets; the floor's COMMIT share; then python-diskcache's
- * benchmark workload run by tiercache and by python-diskcache with 1 and 2
- * processes. Speed never decides the exit status: it is 0 whenever every
- * operation returned what it should, 1 otherwise.
+ * section 8's targets; the floor's COMMIT share; the hot-tier rows beside
+ * a bare seqlock table (bench_hot.c); then python-diskcache's benchmark
+ * workload run by tiercache (hot tier on and cold-only) and by
+ * python-diskcache with 1 and 2 processes. Speed never decides the exit
+ * status: it is 0 whenever every operation returned what it should, 1
+ * otherwise.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -46,6 +48,9 @@
 static struct bench_opts opts;
 static pid_t owner_pid;
 static bool keep_dir;
+/* Cache directories that may have a hot-tier segment (see cleanup). */
+static char *seg_dirs[64];
+static int nseg_dirs;
 
 /* ---- helpers -------------------------------------------------------- */
 
@@ -85,9 +90,39 @@ void bench_rmtree(const char *path)
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void bench_track_segment(const char *dir)
+{
+    if (nseg_dirs == (int)(sizeof(seg_dirs) / sizeof(seg_dirs[0])))
+        bench_die("too many cache directories with segments at once");
+    if (!(seg_dirs[nseg_dirs] = strdup(dir)))
+        bench_die("out of memory");
+    nseg_dirs++;
+}
+
+void bench_drop_segment(const char *dir)
+{
+    int i;
+    bench_expect(tc_hot_drop(dir), TC_OK, "tc_hot_drop");
+    for (i = 0; i < nseg_dirs; i++)
+        if (strcmp(seg_dirs[i], dir) == 0) {
+            free(seg_dirs[i]);
+            seg_dirs[i] = seg_dirs[--nseg_dirs];
+            break;
+        }
+}
+
 static void cleanup(void)
 {
-    if (getpid() == owner_pid && opts.work[0] && !keep_dir)
+    int i;
+    if (getpid() != owner_pid)
+        return;
+    /* A segment is named after its directory's inode: drop it while the
+     * directory still exists, or it stays in /dev/shm (also with --keep,
+     * since nothing is attached to it any more). */
+    for (i = 0; i < nseg_dirs; i++)
+        (void)tc_hot_drop(seg_dirs[i]);
+    nseg_dirs = 0;
+    if (opts.work[0] && !keep_dir)
         bench_rmtree(opts.work);
 }
 
@@ -356,8 +391,10 @@ static double wl_med(const struct wl_all *w, int e, int p, size_t off)
                offsetof(struct wl_opstat, field))
 #define WL_TOP(e, p, field) wl_med(w, e, p, offsetof(struct wl_result, field))
 
-static const char *const engine_name[E_COUNT] = {"tiercache",
-                                                 "python-diskcache"};
+static const char *const engine_name[E_COUNT] = {
+    "tiercache (hot)", "tiercache (cold)", "python-diskcache"};
+static const char *const engine_key[E_COUNT] = {
+    "tiercache_hot", "tiercache_cold", "python-diskcache"};
 
 static void wl_print(const struct bench_opts *o, const struct wl_all *w)
 {
@@ -366,8 +403,11 @@ static void wl_print(const struct bench_opts *o, const struct wl_all *w)
     printf("\npython-diskcache's workload (tests/benchmark_core.py): 100 "
            "keys, 90%% get / 9%% set / 1%% delete,\n%d ops per process "
            "(first %d untimed), FanoutCache 8 shards timeout 0.010; "
-           "median of %d runs; times in us\n",
-           o->ops, o->warmup_ops, w->runs);
+           "median of %d runs; times in us\ntiercache (hot): hot_size %llu "
+           "MiB (the default); tiercache (cold): tc_set_hot_size 0, no "
+           "segment\n",
+           o->ops, o->warmup_ops, w->runs,
+           (unsigned long long)(WL_HOT_SIZE >> 20));
     if (!w->have[E_PY])
         printf("python-diskcache: %s\n", w->py_note);
     for (p = 0; p < WL_PROCS; p++) {
@@ -395,41 +435,52 @@ static void wl_print(const struct bench_opts *o, const struct wl_all *w)
                 printf("%-17s busy timeouts (abandoned ops): %.0f\n", "",
                        WL_TOP(e, p, busy));
         }
-        if (w->have[E_PY]) {
+        for (e = 0; e < E_PY && w->have[E_PY]; e++) {
             double tot =
-                WL_TOP(E_TC, p, rate_optime) / WL_TOP(E_PY, p, rate_optime);
+                WL_TOP(e, p, rate_optime) / WL_TOP(E_PY, p, rate_optime);
             double get = WL_FIELD(E_PY, p, W_GET, median_ns) /
-                         WL_FIELD(E_TC, p, W_GET, median_ns);
-            printf("speedup tiercache vs python: total %.2fx (goal >= %.1fx "
+                         WL_FIELD(e, p, W_GET, median_ns);
+            printf("speedup %s vs python: total %.2fx (goal >= %.1fx "
                    "%s), wall %.2fx; median get %.2fx (goal >= %.0fx %s), "
                    "set %.2fx, delete %.2fx\n",
-                   tot, GOAL_WL_TOTAL, tot >= GOAL_WL_TOTAL ? "MET" : "MISSED",
-                   WL_TOP(E_TC, p, rate_wall) / WL_TOP(E_PY, p, rate_wall), get,
+                   engine_name[e], tot, GOAL_WL_TOTAL,
+                   tot >= GOAL_WL_TOTAL ? "MET" : "MISSED",
+                   WL_TOP(e, p, rate_wall) / WL_TOP(E_PY, p, rate_wall), get,
                    GOAL_WL_GET, get >= GOAL_WL_GET ? "MET" : "MISSED",
                    WL_FIELD(E_PY, p, W_SET, median_ns) /
-                       WL_FIELD(E_TC, p, W_SET, median_ns),
+                       WL_FIELD(e, p, W_SET, median_ns),
                    WL_FIELD(E_PY, p, W_DELETE, median_ns) /
-                       WL_FIELD(E_TC, p, W_DELETE, median_ns));
+                       WL_FIELD(e, p, W_DELETE, median_ns));
         }
+        printf("hot / cold: total %.2fx, wall %.2fx, median get %.2fx, "
+               "median set %.2fx\n",
+               WL_TOP(E_TC, p, rate_optime) / WL_TOP(E_TC_COLD, p, rate_optime),
+               WL_TOP(E_TC, p, rate_wall) / WL_TOP(E_TC_COLD, p, rate_wall),
+               WL_FIELD(E_TC_COLD, p, W_GET, median_ns) /
+                   WL_FIELD(E_TC, p, W_GET, median_ns),
+               WL_FIELD(E_TC_COLD, p, W_SET, median_ns) /
+                   WL_FIELD(E_TC, p, W_SET, median_ns));
     }
 }
 
 static void wl_json(const struct wl_all *w)
 {
-    int p, e, op;
+    int p, e, op, last_e = 0;
 
+    for (e = 0; e < E_COUNT; e++)
+        if (w->have[e])
+            last_e = e;
     printf("  \"workload\": {\n    \"python_note\": \"%s\",\n", w->py_note);
     printf("    \"results\": [\n");
     for (p = 0; p < WL_PROCS; p++) {
         for (e = 0; e < E_COUNT; e++) {
-            bool last = p + 1 == WL_PROCS &&
-                        (e + 1 == E_COUNT || !w->have[E_COUNT - 1]);
+            bool last = p + 1 == WL_PROCS && e == last_e;
             if (!w->have[e])
                 continue;
             printf("      {\"engine\": \"%s\", \"procs\": %d,"
                    " \"ops_per_s_optime\": %.0f, \"ops_per_s_wall\": %.0f,"
                    " \"busy\": %.0f",
-                   engine_name[e], p + 1, WL_TOP(e, p, rate_optime),
+                   engine_key[e], p + 1, WL_TOP(e, p, rate_optime),
                    WL_TOP(e, p, rate_wall), WL_TOP(e, p, busy));
             for (op = 0; op < W_OP_COUNT; op++)
                 printf(", \"%s\": {\"count\": %.0f, \"miss\": %.0f,"
@@ -449,22 +500,36 @@ static void wl_json(const struct wl_all *w)
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "usage: tiercache-bench [options]\n"
-                "  --quick        smoke sizes (3 runs, 300 keys, 3000 ops)\n"
-                "  --runs N       measured runs, medians taken (default 5)\n"
-                "  --keys N       micro: keys, and ops per phase (default "
-                "10000)\n"
-                "  --batch N      micro: set_many batch size (default 100)\n"
-                "  --ops N        workload: ops per process (default 20000;\n"
-                "                 diskcache's own benchmark uses 100000)\n"
-                "  --warmup N     workload: untimed first ops (default 1000)\n"
-                "  --only WHAT    micro | workload\n"
-                "  --no-python    skip python-diskcache\n"
-                "  --python PATH  interpreter (default /usr/bin/python3)\n"
-                "  --script PATH  diskcache_workload.py\n"
-                "  --json         JSON on stdout instead of tables\n"
-                "  --dir DIR      make the temp dir in DIR (default /tmp)\n"
-                "  --keep         keep the temp dir\n");
+    fprintf(fp,
+            "usage: tiercache-bench [options]\n"
+            "  --quick        smoke sizes (3 runs, 300 keys, 3000 ops, 1000 "
+            "hot keys,\n"
+            "                 50000 hot gets, a 2 MiB segment for the "
+            "memory row)\n"
+            "  --runs N       measured runs, medians taken (default 5)\n"
+            "  --keys N       micro: keys, and ops per phase (default "
+            "10000)\n"
+            "  --batch N      micro: set_many batch size (default 100)\n"
+            "  --ops N        workload: ops per process (default 20000;\n"
+            "                 diskcache's own benchmark uses 100000)\n"
+            "  --warmup N     workload: untimed first ops (default 1000)\n"
+            "  --only WHAT    micro | hot | workload\n"
+            "  --hot-keys N   hot: keys of the get-hit row (default "
+            "10000)\n"
+            "  --hot-ops N    hot: gets per timed phase and per process "
+            "(default\n"
+            "                 2000000)\n"
+            "  --big          hot: add the 1M-key row (hot_size 512 MiB; "
+            "the preload\n"
+            "                 through SQLite takes a while)\n"
+            "  --big-keys N   hot: keys of the --big row (default "
+            "1000000)\n"
+            "  --no-python    skip python-diskcache\n"
+            "  --python PATH  interpreter (default /usr/bin/python3)\n"
+            "  --script PATH  diskcache_workload.py\n"
+            "  --json         JSON on stdout instead of tables\n"
+            "  --dir DIR      make the temp dir in DIR (default /tmp)\n"
+            "  --keep         keep the temp dir\n");
 }
 
 static int int_arg(const char *s, const char *name, int min)
@@ -492,6 +557,10 @@ static void parse(int argc, char **argv)
         O_DIR,
         O_KEEP,
         O_QUICK,
+        O_HOTKEYS,
+        O_HOTOPS,
+        O_BIG,
+        O_BIGKEYS,
         O_HELP
     };
     static const struct option lo[] = {
@@ -508,13 +577,18 @@ static void parse(int argc, char **argv)
         {"json", no_argument, NULL, O_JSON},
         {"dir", required_argument, NULL, O_DIR},
         {"keep", no_argument, NULL, O_KEEP},
+        {"hot-keys", required_argument, NULL, O_HOTKEYS},
+        {"hot-ops", required_argument, NULL, O_HOTOPS},
+        {"big", no_argument, NULL, O_BIG},
+        {"big-keys", required_argument, NULL, O_BIGKEYS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
-    int runs = 0, keys = 0, ops = 0, warm = -1, c;
+    int runs = 0, keys = 0, ops = 0, warm = -1, hkeys = 0, hops = 0, c;
 
     opts.batch = 100;
-    opts.python = opts.micro = opts.workload = true;
+    opts.python = opts.micro = opts.workload = opts.hot = true;
+    opts.big_keys = 1000000;
     opts.pyexe = "/usr/bin/python3";
     opts.script = access(BENCH_SCRIPT_SRC, R_OK) == 0 ? BENCH_SCRIPT_SRC
                                                       : BENCH_SCRIPT_INSTALLED;
@@ -541,8 +615,21 @@ static void parse(int argc, char **argv)
         case O_ONLY:
             opts.micro = strcmp(optarg, "micro") == 0;
             opts.workload = strcmp(optarg, "workload") == 0;
-            if (!opts.micro && !opts.workload)
-                bench_die("--only takes micro or workload");
+            opts.hot = strcmp(optarg, "hot") == 0;
+            if (!opts.micro && !opts.workload && !opts.hot)
+                bench_die("--only takes micro, hot or workload");
+            break;
+        case O_HOTKEYS:
+            hkeys = int_arg(optarg, "--hot-keys", 1);
+            break;
+        case O_HOTOPS:
+            hops = int_arg(optarg, "--hot-ops", 1);
+            break;
+        case O_BIG:
+            opts.big = true;
+            break;
+        case O_BIGKEYS:
+            opts.big_keys = int_arg(optarg, "--big-keys", 1);
             break;
         case O_NOPY:
             opts.python = false;
@@ -579,6 +666,8 @@ static void parse(int argc, char **argv)
     opts.keys = keys ? keys : opts.quick ? 300 : 10000;
     opts.ops = ops ? ops : opts.quick ? 3000 : 20000;
     opts.warmup_ops = warm >= 0 ? warm : opts.quick ? 300 : 1000;
+    opts.hot_keys = hkeys ? hkeys : opts.quick ? 1000 : 10000;
+    opts.hot_ops = hops ? hops : opts.quick ? 50000 : 2000000;
     if (opts.runs > BENCH_MAX_RUNS)
         bench_die("--runs is at most %d", BENCH_MAX_RUNS);
     if (opts.warmup_ops >= opts.ops)
@@ -589,6 +678,7 @@ int main(int argc, char **argv)
 {
     static struct micro_result micro;
     static struct wl_all wl;
+    static struct hot_result hot;
     struct machine m;
     const char *base;
 
@@ -621,6 +711,12 @@ int main(int argc, char **argv)
         micro_print(&micro, opts.batch < opts.keys ? opts.batch : opts.keys);
         fflush(stdout);
     }
+    if (opts.hot)
+        hot_run(&opts, &hot);
+    if (opts.hot && !opts.json) {
+        hot_print(&opts, &hot);
+        fflush(stdout);
+    }
     if (opts.workload)
         wl_run_all(&opts, &wl);
     if (opts.workload && !opts.json)
@@ -639,6 +735,10 @@ int main(int argc, char **argv)
         if (opts.micro) {
             printf(",\n");
             micro_json(&micro, opts.batch < opts.keys ? opts.batch : opts.keys);
+        }
+        if (opts.hot) {
+            printf(",\n");
+            hot_json(&opts, &hot);
         }
         if (opts.workload) {
             printf(",\n");

@@ -490,10 +490,11 @@ int tc_hot_attach(const struct tc_hot_params *p, struct tc_hot **out)
     struct stat lst;
     if (fstat(h->lockfd, &lst) != 0 || lst.st_uid != p->uid ||
         (lst.st_mode & 022)) {
+        rc = tc__err(TC_EUNSUPPORTED,
+                     "hot-tier lock file %s has the wrong owner or mode",
+                     h->lockpath);
         hot_free_struct(h);
-        return tc__err(TC_EUNSUPPORTED,
-                       "hot-tier lock file %s has the wrong owner or mode",
-                       h->lockpath);
+        return rc;
     }
 
     int oflags = p->readonly ? O_RDONLY : p->size ? O_RDWR | O_CREAT : O_RDWR;
