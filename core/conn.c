@@ -93,8 +93,11 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    /* The sequence, and the hot-tier epoch a segment's creator bumps: a
+     * writer learns of a new segment inside its own write lock. */
     [ST_SEQ_BUMP] = "UPDATE TiercacheMeta SET value = value + 1"
-                    " WHERE key = 'commit_seq' RETURNING value",
+                    " WHERE key = 'commit_seq' RETURNING value, (SELECT value"
+                    " FROM TiercacheMeta WHERE key = 'hot_epoch')",
     [ST_SEQ_GET] = "SELECT value FROM TiercacheMeta WHERE key = 'commit_seq'",
     [ST_GET] = "SELECT rowid, " ROW_COLS " FROM Cache"
                " WHERE key = ? AND raw = 1"
@@ -394,6 +397,8 @@ static int begin_immediate(tc_cache *c, struct tc_conn *k, unsigned flags)
         if (src == SQLITE_ROW) {
             sqlite3_int64 v = sqlite3_column_int64(st, 0);
             k->seq = v > 0 ? (uint64_t)v : 0;
+            v = sqlite3_column_int64(st, 1); /* NULL (older caches): 0 */
+            k->hot_epoch = v > 0 ? (uint64_t)v : 0;
             src = sqlite3_step(st);
         }
         if (src != SQLITE_DONE)

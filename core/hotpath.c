@@ -47,7 +47,8 @@ static void foreign_check_all(tc_cache *c, struct tc_hot *h)
         (void)foreign_check(c, h, i);
 }
 
-static int read_meta(tc_cache *c, char *id, size_t idlen, uint64_t *hot_size)
+static int read_meta(tc_cache *c, char *id, size_t idlen, uint64_t *hot_size,
+                     uint64_t *epoch)
 {
     struct tc_work w;
     int rc = tc__work_read(c, 0, &w);
@@ -56,10 +57,11 @@ static int read_meta(tc_cache *c, char *id, size_t idlen, uint64_t *hot_size)
     sqlite3_stmt *st = NULL;
     rc = tc__prepare(w.k,
                      "SELECT key, value FROM TiercacheMeta"
-                     " WHERE key IN ('cache_id', 'hot_size')",
+                     " WHERE key IN ('cache_id', 'hot_size', 'hot_epoch')",
                      &st);
     id[0] = 0;
     *hot_size = 0;
+    *epoch = 0;
     while (rc == TC_OK && sqlite3_step(st) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(st, 0);
         if (k && !strcmp(k, "cache_id")) {
@@ -68,6 +70,9 @@ static int read_meta(tc_cache *c, char *id, size_t idlen, uint64_t *hot_size)
         } else if (k && !strcmp(k, "hot_size")) {
             sqlite3_int64 v = sqlite3_column_int64(st, 1);
             *hot_size = v > 0 ? (uint64_t)v : 0;
+        } else if (k && !strcmp(k, "hot_epoch")) {
+            sqlite3_int64 v = sqlite3_column_int64(st, 1);
+            *epoch = v > 0 ? (uint64_t)v : 0;
         }
     }
     sqlite3_finalize(st);
@@ -79,11 +84,12 @@ static int read_meta(tc_cache *c, char *id, size_t idlen, uint64_t *hot_size)
 static struct tc_hot *attach(tc_cache *c, bool create)
 {
     char id[128];
-    uint64_t size;
+    uint64_t size, epoch;
     struct stat st;
-    if (!c->shard[0].has_meta || read_meta(c, id, sizeof id, &size) || !id[0] ||
-        size == 0 || stat(c->shard[0].dbpath, &st) != 0)
+    if (!c->shard[0].has_meta || read_meta(c, id, sizeof id, &size, &epoch) ||
+        !id[0] || size == 0 || stat(c->shard[0].dbpath, &st) != 0)
         return NULL;
+    atomic_store(&c->hot_epoch, epoch);
     struct tc_hot_params p = {
         .dir = c->dir,
         .cache_id = id,
@@ -100,16 +106,59 @@ static struct tc_hot *attach(tc_cache *c, bool create)
     return h;
 }
 
+/* Announce a new segment in @shard and open it: bump hot_epoch in a write
+ * transaction, so every tiercache writer that begins afterwards sees the
+ * epoch change at its BEGIN and attaches before it changes a row; then
+ * open the shard with the sequence of that commit as its floor. A writer
+ * that committed before it is covered by the floor. */
+static void announce_shard(tc_cache *c, struct tc_hot *h, int shard)
+{
+    struct tc_work w;
+    if (c->readonly || tc__work_write(c, shard, TC_RETRY, &w) != TC_OK)
+        return;
+    int rc = tc__exec(w.k->db,
+                      "INSERT OR IGNORE INTO TiercacheMeta VALUES"
+                      " ('hot_epoch', 0)",
+                      "announcing the hot tier");
+    if (rc == TC_OK)
+        rc = tc__exec(w.k->db,
+                      "UPDATE TiercacheMeta SET value = value + 1"
+                      " WHERE key = 'hot_epoch'",
+                      "announcing the hot tier");
+    uint64_t f = 0;
+    sqlite3_stmt *st = rc == TC_OK ? tc__stmt(w.k, ST_SEQ_GET) : NULL;
+    if (st && sqlite3_step(st) == SQLITE_ROW) {
+        sqlite3_int64 v = sqlite3_column_int64(st, 0);
+        f = v > 0 ? (uint64_t)v : 0;
+    }
+    if (st)
+        sqlite3_reset(st);
+    if (tc__work_end(&w, rc) == TC_OK && f)
+        tc_hot_open_shard(h, shard, f);
+}
+
+/* A segment created by us, or one whose creator died before opening every
+ * shard: open the closed shards. */
+static void open_closed_shards(tc_cache *c, struct tc_hot *h)
+{
+    for (int i = 0; i < c->nshards; i++)
+        if (tc_hot_floor(h, i) == TC_HOT_CLOSED)
+            announce_shard(c, h, i);
+}
+
 void tc__hot_open(tc_cache *c)
 {
     c->hot_read = c->hot_size != 0;
     struct tc_hot *h = attach(c, c->hot_read && !c->readonly);
-    char *lock;
-    uint64_t dev, ino;
-    if (hot_names(c->dir, &c->hot_seg_path, &lock, &dev, &ino) == TC_OK)
-        free(lock);
     const char *ms = getenv("TIERCACHE_FOREIGN_CHECK_MS");
     c->foreign_check_ms = ms && *ms ? strtoull(ms, NULL, 10) : 1000;
+    if (!h && c->shard[0].has_meta) {
+        /* No segment: remember the epoch, to notice one being created. */
+        char id[128];
+        uint64_t size, epoch;
+        if (read_meta(c, id, sizeof id, &size, &epoch) == TC_OK)
+            atomic_store(&c->hot_epoch, epoch);
+    }
     atomic_store(&c->hot, h);
     if (h) {
         (void)tc_hot_recover_dead(h);
@@ -127,8 +176,6 @@ void tc__hot_close(tc_cache *c)
         tc_hot_detach(c->hot_old[i]);
     free(c->hot_old);
     c->hot_old = NULL;
-    free(c->hot_seg_path);
-    c->hot_seg_path = NULL;
     c->hot_old_count = 0;
 }
 
@@ -153,23 +200,24 @@ static struct tc_hot *hot_current(tc_cache *c)
         if (grown) {
             c->hot_old = grown;
             c->hot_old[c->hot_old_count++] = h;
-            atomic_store(&c->hot, attach(c, c->hot_read && !c->readonly));
+            struct tc_hot *n = attach(c, c->hot_read && !c->readonly);
+            atomic_store(&c->hot, n);
+            if (n && !tc__txn_find(c))
+                open_closed_shards(c, n);
         }
     }
     pthread_mutex_unlock(&c->hot_lock);
     return hot_of(c);
 }
 
-/* A process that does not read through the hot tier (hot_size 0) still
- * invalidates a segment that another process created after its open. */
-static struct tc_hot *hot_for_write(tc_cache *c)
+/* A process without a segment (hot_size 0, or opened before the segment
+ * existed) learns of a new one from hot_epoch, read at BEGIN under the
+ * write lock, and attaches before its transaction changes any row. */
+static struct tc_hot *hot_for_write(tc_cache *c, struct tc_conn *k)
 {
     struct tc_hot *h = hot_current(c);
-    if (h || c->readonly || !c->hot_seg_path)
+    if (h || c->readonly || k->hot_epoch == atomic_load(&c->hot_epoch))
         return h;
-    /* One access() per write transaction while no segment exists. */
-    if (access(c->hot_seg_path, F_OK) != 0)
-        return NULL;
     pthread_mutex_lock(&c->hot_lock);
     if (!hot_of(c)) {
         struct tc_hot *n = attach(c, false);
@@ -274,7 +322,7 @@ void tc__hot_fill_end(tc_cache *c, int shard, const tc_data *key,
 
 void tc__hot_write_begin(tc_cache *c, struct tc_conn *k)
 {
-    struct tc_hot *h = hot_for_write(c);
+    struct tc_hot *h = hot_for_write(c, k);
     k->seen_set = false;
     if (!h || !k->seq)
         return;
@@ -332,10 +380,11 @@ void tc__hot_floor_repair(tc_cache *c, struct tc_hot *h)
 {
     if (c->readonly)
         return;
+    open_closed_shards(c, h);
     for (int i = 0; i < c->nshards; i++) {
         uint64_t seq = 0;
-        if (tc_hot_floor(h, i) == 0 || tc_commit_seq(c, i, &seq) != TC_OK ||
-            tc_hot_floor(h, i) <= seq)
+        if (tc_hot_floor(h, i) == 0 || tc_hot_floor(h, i) == TC_HOT_CLOSED ||
+            tc_commit_seq(c, i, &seq) != TC_OK || tc_hot_floor(h, i) <= seq)
             continue;
         struct tc_work w;
         if (tc__work_write(c, i, 0, &w) == TC_OK)

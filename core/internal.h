@@ -185,6 +185,7 @@ struct tc_conn {
     uint64_t seq; /* commit_seq of the open write transaction, else 0 */
     uint64_t seen_f, seen_prev; /* hot tier's seen_seq set before COMMIT */
     uint64_t deletes;           /* Cache rows deleted (preupdate hook) */
+    uint64_t hot_epoch;         /* TiercacheMeta.hot_epoch at BEGIN */
     bool seen_set;
 };
 
@@ -248,7 +249,7 @@ struct tc_cache {
     struct tc_hot *_Atomic hot; /* NULL: cold-only */
     bool hot_read;              /* this process reads through it */
     uint64_t foreign_check_ms;  /* hit-path foreign-writer check interval */
-    char *hot_seg_path;         /* the segment's name, for attach-later */
+    _Atomic uint64_t hot_epoch; /* last hot_epoch this handle acted on */
     pthread_mutex_t hot_lock;   /* serialises re-attaching */
     struct tc_hot **hot_old;    /* retired views, unmapped at close */
     size_t hot_old_count;

@@ -222,7 +222,7 @@ static int read_found(sqlite3 *db, const char *path, struct found *f)
         sqlite3_finalize(st);
         if (src != SQLITE_DONE)
             return tc__sqlerr(db, src, path);
-        f->meta_rows_complete = rows >= 6;
+        f->meta_rows_complete = rows >= 7;
     }
     return TC_OK;
 }
@@ -494,7 +494,7 @@ static int initialise(tc_cache *c, struct tc_shard *s, sqlite3 *db,
             "INSERT OR IGNORE INTO TiercacheMeta VALUES"
             " ('format', %d), ('shards', %d), ('shard_index', %d),"
             " ('cache_id', '%s'), ('hot_size', %llu),"
-            " ('commit_seq', 0)",
+            " ('commit_seq', 0), ('hot_epoch', 0)",
             TC_FORMAT_VERSION, c->shards, s->index, id,
             (unsigned long long)(c->hot_size ? c->hot_size : DEFAULT_HOT_SIZE));
         rc = tc__exec(db, sql, "writing TiercacheMeta");

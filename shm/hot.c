@@ -518,6 +518,14 @@ void tc_hot_fill_cancel(struct tc_hot *h, int shard, const tc_data *key)
 
 /* ---- writes ------------------------------------------------------------ */
 
+void tc_hot_open_shard(struct tc_hot *h, int shard, uint64_t f)
+{
+    if ((unsigned)shard >= h->nshards || h->readonly)
+        return;
+    uint64_t expect = UINT64_MAX;
+    atomic_compare_exchange_strong(&h->shards[shard].floor, &expect, f);
+}
+
 void tc_hot_write_begin(struct tc_hot *h, int shard, uint64_t n)
 {
     if ((unsigned)shard >= h->nshards || h->readonly)

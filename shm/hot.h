@@ -138,6 +138,10 @@ TC_HIDDEN_SHM bool tc_hot_check_due_fold(struct tc_hot *h, int shard);
 /* ---- maintenance ------------------------------------------------------ */
 
 TC_HIDDEN_SHM uint64_t tc_hot_floor(const struct tc_hot *h, int shard);
+/* A new segment's shards are closed (floor = TC_HOT_CLOSED). Open @shard
+ * with floor @f, the sequence of the commit that announced the segment. */
+TC_HIDDEN_SHM void tc_hot_open_shard(struct tc_hot *h, int shard, uint64_t f);
+#define TC_HOT_CLOSED UINT64_MAX
 TC_HIDDEN_SHM void tc_hot_stats_sum(struct tc_hot *h, tc_hot_stats *out);
 /* Recover dead process slots; returns how many. */
 TC_HIDDEN_SHM uint64_t tc_hot_recover_dead(struct tc_hot *h);

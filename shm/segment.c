@@ -400,6 +400,13 @@ static int seg_create(struct tc_hot *h, const struct tc_hot_params *p,
     hd->dir_ino = ino;
     snprintf(hd->cache_id, sizeof hd->cache_id, "%s", p->cache_id);
     snprintf(hd->dir, sizeof hd->dir, "%s", p->dir);
+    /* Every shard starts closed to fills and publishes (floor = max):
+     * tc_hot_open_shard opens it once every tiercache writer is sure to
+     * see the segment (the hot_epoch protocol in core/hotpath.c). */
+    struct hot_shard *shd =
+        (struct hot_shard *)((unsigned char *)m + g.shards_off);
+    for (int i = 0; i < p->nshards; i++)
+        atomic_store(&shd[i].floor, UINT64_MAX);
     struct hot_class *cl =
         (struct hot_class *)((unsigned char *)m + g.classes_off);
     for (uint32_t i = 0; i < g.nclasses; i++) {
