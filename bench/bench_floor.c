@@ -47,7 +47,8 @@ static const char *const fsql[F_COUNT] = {
     [F_BEGIN] = "BEGIN IMMEDIATE",
     [F_COMMIT] = "COMMIT",
     [F_SEQ] = "UPDATE TiercacheMeta SET value = value + 1"
-              " WHERE key = 'commit_seq'",
+              " WHERE key = 'commit_seq' RETURNING value, (SELECT value"
+              " FROM TiercacheMeta WHERE key = 'hot_epoch')",
     [F_GET] = "SELECT rowid, expire_time, tag, mode, filename, value"
               " FROM Cache WHERE key = ? AND raw = ?"
               " AND (expire_time IS NULL OR expire_time > ?)",
@@ -201,6 +202,13 @@ uint64_t floor_take_commit_ns(struct floor *f)
 static void begin(struct floor_shard *s)
 {
     step_done(s, F_BEGIN);
+    /* The sequence bump returns the new value and the hot-tier epoch, as
+     * core/conn.c's does. */
+    sqlite3_stmt *st = s->st[F_SEQ];
+    if (sqlite3_step(st) != SQLITE_ROW)
+        sqldie(s->db, fsql[F_SEQ]);
+    (void)sqlite3_column_int64(st, 0);
+    (void)sqlite3_column_int64(st, 1);
     step_done(s, F_SEQ);
 }
 
