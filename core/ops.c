@@ -382,7 +382,7 @@ int tc__row_put(struct tc_work *w, const tc_data *key,
      * python's set: set(k, v, expire=0) keeps its (expired) row. */
     double now = tc__now(w->c);
     double expire_time = tc__expire_time(now, expire);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = select_row(w, key, &st);
     w->expire_time = expire_time;
 
@@ -459,7 +459,7 @@ int tc__op_set(tc_cache *c, int shard, const tc_data *key, const tc_data *val,
 /* The policy's access update on a hit (LRU/LFU), as diskcache's get. */
 static int touch_access(struct tc_work *w, int64_t rowid, double now)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
 
     if (w->set.policy == TC_POLICY_LRU) {
         if (!(st = tc__stmt(w->k, ST_LRU_GET)))
@@ -662,8 +662,6 @@ int tc_get(tc_cache *c, const tc_data *key, tc_item *out, unsigned flags)
 int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
                size_t *len, int *type, double *expire_time, unsigned flags)
 {
-    tc_item it = TC_ITEM_INIT;
-
     ENTER(c, "tc_get_buf");
     if (!len || (!buf && cap))
         return tc__err(TC_EINVAL, "tc_get_buf: len is NULL or buf is NULL");
@@ -679,6 +677,7 @@ int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
                            cap);
     }
     CHECK(tc__check_key(key));
+    tc_item it = TC_ITEM_INIT; /* only past the hot tier: hits stay cheap */
     int rc = key_plausible(key)
                  ? op_get_missed(c, shard_of(c, key), key, &it, flags)
                  : tc__op_get(c, shard_of(c, key), key, &it, flags);
@@ -807,7 +806,7 @@ int tc_touch(tc_cache *c, const tc_data *key, double expire, unsigned flags)
     if ((rc = tc__work_write(c, shard_of(c, key), flags, &w)))
         return rc;
     double now = tc__now(c);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     rc = select_row(&w, key, &st);
     if (rc == TC_OK) {
         int64_t rowid = sqlite3_column_int64(st, 0);
@@ -869,7 +868,7 @@ int tc_incr(tc_cache *c, const tc_data *key, const tc_data *delta,
         return rc;
     double now = tc__now(c);
     tc_value result = TC_VALUE_INIT;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     rc = select_row(&w, key, &st);
     if (rc < 0)
         return tc__work_end(&w, rc);
@@ -976,7 +975,7 @@ static int delete_current(struct tc_work *w, sqlite3_stmt *st)
 int tc_pop(tc_cache *c, const tc_data *key, tc_item *out, unsigned flags)
 {
     struct tc_work w;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc;
 
     ENTER(c, "tc_pop");
@@ -1010,7 +1009,7 @@ int tc_pop(tc_cache *c, const tc_data *key, tc_item *out, unsigned flags)
 
 int tc__op_delete_in(struct tc_work *w, const tc_data *key)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = select_live(w, key, tc__now(w->c), &st);
 
     if (rc)
@@ -1095,7 +1094,7 @@ int tc_push(tc_cache *c, const tc_data *val, const char *prefix, int side,
     struct qrange r;
     struct tc_store sto;
     struct tc_work w;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc;
 
     ENTER(c, "tc_push");
@@ -1167,7 +1166,7 @@ static int queue_take(tc_cache *c, const char *prefix, int side, bool remove,
         return tc__err(TC_EINVAL, "side must be TC_BACK or TC_FRONT");
     for (;;) {
         struct tc_work w;
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = NULL;
         if ((rc = tc__work_write(c, 0, flags, &w)))
             return rc;
         rc = queue_select(&w, &r, side == TC_BACK, &st);

@@ -73,24 +73,6 @@ void hot_key_finish(struct tc_hot *h, struct hot_key *k)
     k->b2 = (k->b1 ^ (((uint64_t)k->tag | 1) * UINT64_C(0x9E3779B1))) & h->mask;
 }
 
-struct hot_item *hot_chunk(const struct tc_hot *h, uint32_t idx,
-                           uint32_t *chunk_size)
-{
-    uint32_t pg = idx >> 16, ci = idx & 0xffffu;
-    if (pg >= h->npages)
-        return NULL;
-    uint32_t cls =
-        atomic_load_explicit(&h->pagetab[pg].cls, memory_order_relaxed);
-    if (cls == 0 || cls > h->nclasses)
-        return NULL;
-    const struct hot_class *c = &h->classes[cls - 1];
-    if (ci >= c->per_page)
-        return NULL;
-    *chunk_size = c->chunk_size;
-    return (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
-                               (uint64_t)ci * c->chunk_size);
-}
-
 bool hot_item_is(const struct hot_item *it, uint32_t csize,
                  const struct hot_key *k)
 {

@@ -253,9 +253,25 @@ TC_HIDDEN_SHM void hot_lock2(struct tc_hot *h, uint64_t a, uint64_t b);
 TC_HIDDEN_SHM void hot_unlock2(struct tc_hot *h, uint64_t a, uint64_t b);
 TC_HIDDEN_SHM void hot_bucket_lock(struct tc_hot *h, struct hot_bucket *b);
 TC_HIDDEN_SHM void hot_bucket_unlock(struct hot_bucket *b);
-/* Chunk address from its index, or NULL if the index is out of bounds. */
-TC_HIDDEN_SHM struct hot_item *hot_chunk(const struct tc_hot *h, uint32_t idx,
-                                         uint32_t *chunk_size);
+/* Chunk address from its index, or NULL if the index is out of bounds
+ * (inline: every hit decodes one). */
+static inline struct hot_item *hot_chunk(const struct tc_hot *h, uint32_t idx,
+                                         uint32_t *chunk_size)
+{
+    uint32_t pg = idx >> 16, ci = idx & 0xffffu;
+    if (pg >= h->npages)
+        return NULL;
+    uint32_t cls =
+        atomic_load_explicit(&h->pagetab[pg].cls, memory_order_relaxed);
+    if (cls == 0 || cls > h->nclasses)
+        return NULL;
+    const struct hot_class *c = &h->classes[cls - 1];
+    if (ci >= c->per_page)
+        return NULL;
+    *chunk_size = c->chunk_size;
+    return (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
+                               (uint64_t)ci * c->chunk_size);
+}
 /* True if the item in chunk @it holds key @k (bounds-checked). */
 TC_HIDDEN_SHM bool hot_item_is(const struct hot_item *it, uint32_t csize,
                                const struct hot_key *k);
