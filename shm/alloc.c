@@ -31,31 +31,18 @@ int hot_class_of(const struct tc_hot *h, size_t bytes)
 void hot_pool_lock(struct tc_hot *h)
 {
     uint32_t mine = (uint32_t)h->slot + 1;
-    uint64_t started = 0;
-    for (unsigned spins = 0;; spins++) {
+    struct hot_wait wt = {0, 0};
+    for (;;) {
         uint32_t w = 0;
         if (atomic_compare_exchange_weak(&h->hdr->pool_lock, &w, mine))
             return;
-        if (spins < 64) {
-            sched_yield();
-            continue;
-        }
-        if (!started)
-            started = hot_now_ms();
-        if (hot_now_ms() - started < 2) {
-            sched_yield();
-            continue;
-        }
-        if (w && !hot_proc_alive(h, w - 1) &&
+        if (hot_wait_owner(h, &wt, w) &&
             atomic_compare_exchange_strong(&h->hdr->pool_lock, &w, mine)) {
             /* Its owner died inside: finish what it may have left. */
             hot_count(h, C_LOCK_REPAIRS, 1);
             hot_pages_repair(h);
             return;
         }
-        struct timespec ts = {0, 100000};
-        nanosleep(&ts, NULL);
-        started = hot_now_ms() - 1;
     }
 }
 
@@ -243,38 +230,63 @@ void hot_free(struct tc_hot *h, uint32_t idx)
         &it->state, &st, CS_FREE, memory_order_release, memory_order_relaxed);
 }
 
-uint64_t hot_free_bytes(struct tc_hot *h, uint64_t *items)
+void hot_each_chunk(struct tc_hot *h,
+                    void (*fn)(void *arg, uint32_t idx, struct hot_item *it,
+                               const struct hot_class *cl),
+                    void *arg)
 {
-    uint64_t free_b = 0, n_items = 0;
-    uint32_t used = 0;
     for (uint32_t c = 0; c < h->nclasses; c++) {
-        struct hot_class *cl = &h->classes[c];
-        uint32_t np = atomic_load(&cl->npages);
+        const struct hot_class *cl = &h->classes[c];
+        uint32_t np = atomic_load(&h->classes[c].npages);
         if (np > h->npages)
             np = h->npages;
         for (uint32_t i = 0; i < np; i++) {
             uint32_t pg = h->pagelist[(uint64_t)c * h->npages + i];
             if (pg >= h->npages)
                 continue;
-            used++;
-            /* The tail a page's chunks do not cover holds nothing. */
-            free_b += h->page_size - cl->per_page * cl->chunk_size;
-            for (uint32_t j = 0; j < cl->per_page; j++) {
-                struct hot_item *it =
-                    (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
-                                        (uint64_t)j * cl->chunk_size);
-                uint32_t st =
-                    atomic_load_explicit(&it->state, memory_order_relaxed);
-                if (CS_KIND(st) == CS_FREE)
-                    free_b += cl->chunk_size;
-                else if (CS_KIND(st) == CS_PUBLISHED)
-                    n_items++;
-            }
+            for (uint32_t j = 0; j < cl->per_page; j++)
+                fn(arg, (pg << 16) | j,
+                   (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
+                                       (uint64_t)j * cl->chunk_size),
+                   cl);
         }
     }
+}
+
+struct free_arg {
+    uint64_t free_b, items;
+};
+
+static void free_visit(void *arg, uint32_t idx, struct hot_item *it,
+                       const struct hot_class *cl)
+{
+    struct free_arg *fa = arg;
+    (void)idx;
+    uint32_t st = atomic_load_explicit(&it->state, memory_order_relaxed);
+    if (CS_KIND(st) == CS_FREE)
+        fa->free_b += cl->chunk_size;
+    else if (CS_KIND(st) == CS_PUBLISHED)
+        fa->items++;
+}
+
+uint64_t hot_free_bytes(struct tc_hot *h, uint64_t *items)
+{
+    struct free_arg fa = {0, 0};
+    uint64_t used = 0;
+    for (uint32_t c = 0; c < h->nclasses; c++) {
+        const struct hot_class *cl = &h->classes[c];
+        uint32_t np = atomic_load(&h->classes[c].npages);
+        if (np > h->npages)
+            np = h->npages;
+        used += np;
+        /* The tail a page's chunks do not cover holds nothing. */
+        fa.free_b +=
+            (uint64_t)np * (h->page_size - cl->per_page * cl->chunk_size);
+    }
+    hot_each_chunk(h, free_visit, &fa);
     if (items)
-        *items = n_items;
-    return free_b +
+        *items = fa.items;
+    return fa.free_b +
            (uint64_t)(h->npages - (used < h->npages ? used : h->npages)) *
                h->page_size;
 }

@@ -79,6 +79,26 @@ static void record_access(struct hot_item *it, int access, double now)
                           memory_order_relaxed);
 }
 
+/* Hand a validated copy of @len bytes to @v: numbers go into their own
+ * field (the copy is freed), other types keep the NUL-terminated copy. */
+static void give_value(tc_value *v, int type, char *copy, uint32_t len)
+{
+    v->type = type;
+    v->len = len;
+    copy[len] = 0;
+    if (type == TC_INT && len == 8) {
+        memcpy(&v->i, copy, 8);
+        v->ptr = &v->i;
+        free(copy);
+    } else if (type == TC_REAL && len == 8) {
+        memcpy(&v->d, copy, 8);
+        v->ptr = &v->d;
+        free(copy);
+    } else {
+        v->ptr = copy;
+    }
+}
+
 /* Search one bucket under its seqlock. */
 static int read_bucket(struct tc_hot *h, struct hot_bucket *b,
                        const struct hot_key *k, double now, struct read_out *o)
@@ -156,36 +176,9 @@ static int read_bucket(struct tc_hot *h, struct hot_bucket *b,
             tc_value_clear(&out->value);
             tc_value_clear(&out->tag);
             out->expire_time = hd.expire;
-            out->value.type = hd.val_type;
-            out->value.len = hd.val_len;
-            ((char *)vcopy)[hd.val_len] = 0;
-            if (hd.val_type == TC_INT && hd.val_len == 8) {
-                memcpy(&out->value.i, vcopy, 8);
-                out->value.ptr = &out->value.i;
-                free(vcopy);
-            } else if (hd.val_type == TC_REAL && hd.val_len == 8) {
-                memcpy(&out->value.d, vcopy, 8);
-                out->value.ptr = &out->value.d;
-                free(vcopy);
-            } else {
-                out->value.ptr = vcopy;
-            }
-            if (tcopy) {
-                out->tag.type = hd.tag_type;
-                out->tag.len = hd.tag_len;
-                ((char *)tcopy)[hd.tag_len] = 0;
-                if (hd.tag_type == TC_INT && hd.tag_len == 8) {
-                    memcpy(&out->tag.i, tcopy, 8);
-                    out->tag.ptr = &out->tag.i;
-                    free(tcopy);
-                } else if (hd.tag_type == TC_REAL && hd.tag_len == 8) {
-                    memcpy(&out->tag.d, tcopy, 8);
-                    out->tag.ptr = &out->tag.d;
-                    free(tcopy);
-                } else {
-                    out->tag.ptr = tcopy;
-                }
-            }
+            give_value(&out->value, hd.val_type, vcopy, hd.val_len);
+            if (tcopy)
+                give_value(&out->tag, hd.tag_type, tcopy, hd.tag_len);
         }
         return R_HIT;
     }
@@ -802,6 +795,33 @@ void tc_hot_stats_sum(struct tc_hot *h, tc_hot_stats *out)
     out->recovered = sum[C_RECOVERED];
 }
 
+struct chunk_check {
+    struct tc_hot *h;
+    void (*bad)(void *, const char *);
+    void *arg;
+    uint64_t problems;
+};
+
+static void chunk_visit(void *arg, uint32_t idx, struct hot_item *it,
+                        const struct hot_class *cl)
+{
+    struct chunk_check *cc = arg;
+    char msg[128] = "";
+    uint32_t st = atomic_load(&it->state);
+    if (CS_KIND(st) == CS_PRIVATE && !hot_proc_alive(cc->h, CS_OWNER(st)))
+        snprintf(msg, sizeof msg, "chunk %#x: private to dead slot %u (leaked)",
+                 idx, CS_OWNER(st));
+    else if (CS_KIND(st) == CS_PUBLISHED &&
+             !hot_chunk_referenced(cc->h, idx, it, cl->chunk_size))
+        snprintf(msg, sizeof msg,
+                 "chunk %#x: published but unreachable (leaked)", idx);
+    if (!msg[0])
+        return;
+    if (cc->bad)
+        cc->bad(cc->arg, msg);
+    cc->problems++;
+}
+
 uint64_t tc_hot_check_walk(struct tc_hot *h, void (*bad)(void *, const char *),
                            void (*each)(void *, const struct tc_hot_entry *),
                            void *arg)
@@ -897,54 +917,23 @@ uint64_t tc_hot_check_walk(struct tc_hot *h, void (*bad)(void *, const char *),
                 each(arg, &e);
         }
     }
-    /* Chunks: PUBLISHED must be reachable; PRIVATE owners must be alive. */
+    /* Page lists, then chunks: PUBLISHED must be reachable, PRIVATE
+     * owners alive. */
     for (uint32_t c = 0; c < h->nclasses; c++) {
-        struct hot_class *cl = &h->classes[c];
-        uint32_t np = atomic_load(&cl->npages);
+        uint32_t np = atomic_load(&h->classes[c].npages);
         if (np > h->npages) {
             BAD("class %u: page count %u out of bounds", c, np);
             continue;
         }
         for (uint32_t i = 0; i < np; i++) {
             uint32_t pg = h->pagelist[(uint64_t)c * h->npages + i];
-            if (pg >= h->npages || atomic_load(&h->pagetab[pg].cls) != c + 1) {
+            if (pg >= h->npages || atomic_load(&h->pagetab[pg].cls) != c + 1)
                 BAD("class %u: page list entry %u is wrong", c, i);
-                continue;
-            }
-            for (uint32_t j = 0; j < cl->per_page; j++) {
-                struct hot_item *it =
-                    (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
-                                        (uint64_t)j * cl->chunk_size);
-                uint32_t st = atomic_load(&it->state);
-                if (CS_KIND(st) == CS_PRIVATE &&
-                    !hot_proc_alive(h, CS_OWNER(st)))
-                    BAD("chunk %#x: private to dead slot %u (leaked)",
-                        (pg << 16) | j, CS_OWNER(st));
-                if (CS_KIND(st) != CS_PUBLISHED || it->shard >= h->nshards ||
-                    it->key_len > cl->chunk_size - HOT_ITEM_HDR)
-                    continue;
-                struct hot_key k;
-                k.shard = it->shard;
-                k.type = it->key_type;
-                k.p = it->data;
-                k.len = it->key_len;
-                hot_key_finish(h, &k);
-                bool found = false;
-                for (int pass = 0; pass < 2 && !found; pass++) {
-                    struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
-                    for (int s = 0; s < HOT_SLOTS; s++) {
-                        uint64_t w = atomic_load(&b->slot[s]);
-                        if (SW_KIND(w) == SW_ITEM &&
-                            SW_CHUNK(w) == ((pg << 16) | j))
-                            found = true;
-                    }
-                }
-                if (!found)
-                    BAD("chunk %#x: published but unreachable (leaked)",
-                        (pg << 16) | j);
-            }
         }
     }
+    struct chunk_check cc = {h, bad, arg, 0};
+    hot_each_chunk(h, chunk_visit, &cc);
+    problems += cc.problems;
     free(scratch);
 #undef BAD
     return problems;

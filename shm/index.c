@@ -73,6 +73,28 @@ void hot_key_finish(struct tc_hot *h, struct hot_key *k)
     k->b2 = (k->b1 ^ (((uint64_t)k->tag | 1) * UINT64_C(0x9E3779B1))) & h->mask;
 }
 
+bool hot_chunk_referenced(struct tc_hot *h, uint32_t idx,
+                          const struct hot_item *it, uint32_t csize)
+{
+    if (it->shard >= h->nshards || it->key_len > csize - HOT_ITEM_HDR)
+        return false;
+    struct hot_key k;
+    k.shard = it->shard;
+    k.type = it->key_type;
+    k.p = it->data;
+    k.len = it->key_len;
+    hot_key_finish(h, &k);
+    for (int pass = 0; pass < 2; pass++) {
+        struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
+        for (int i = 0; i < HOT_SLOTS; i++) {
+            uint64_t w = atomic_load(&b->slot[i]);
+            if (SW_KIND(w) == SW_ITEM && SW_CHUNK(w) == idx)
+                return true;
+        }
+    }
+    return false;
+}
+
 bool hot_item_is(const struct hot_item *it, uint32_t csize,
                  const struct hot_key *k)
 {
@@ -87,11 +109,32 @@ static void sleep_briefly(long ns)
     nanosleep(&ts, NULL);
 }
 
+bool hot_wait_owner(struct tc_hot *h, struct hot_wait *wt, unsigned owner)
+{
+    if (wt->spins++ < 256) {
+        cpu_relax();
+        return false;
+    }
+    if (!wt->started)
+        wt->started = hot_now_ms();
+    if (hot_now_ms() - wt->started < 2) {
+        sched_yield();
+        return false;
+    }
+    /* Held for milliseconds: a critical section is a few stores, so the
+     * owner is descheduled or dead. Probe it. */
+    if (owner && !hot_proc_alive(h, owner - 1))
+        return true;
+    sleep_briefly(50000);
+    wt->started = hot_now_ms() - 1; /* probe again in about a millisecond */
+    return false;
+}
+
 void hot_bucket_lock(struct tc_hot *h, struct hot_bucket *b)
 {
     uint64_t mine = (uint64_t)(h->slot + 1) << 1 | 1u;
-    uint64_t started = 0;
-    for (unsigned spins = 0;; spins++) {
+    struct hot_wait wt = {0, 0};
+    for (;;) {
         uint64_t w = atomic_load_explicit(&b->word, memory_order_relaxed);
         if (!BW_LOCKED(w)) {
             if (atomic_compare_exchange_weak_explicit(
@@ -102,27 +145,11 @@ void hot_bucket_lock(struct tc_hot *h, struct hot_bucket *b)
             }
             continue;
         }
-        if (spins < 256) {
-            cpu_relax();
-            continue;
-        }
-        if (!started)
-            started = hot_now_ms();
-        if (hot_now_ms() - started < 2) {
-            sched_yield();
-            continue;
-        }
-        /* Held for milliseconds: a critical section is a few stores, so
-         * the owner is descheduled or dead. Probe it. */
-        unsigned owner = BW_OWNER(w);
-        if (owner && !hot_proc_alive(h, owner - 1)) {
+        if (hot_wait_owner(h, &wt, BW_OWNER(w))) {
             uint64_t un = (BW_VERSION(w) + 1) << 16;
             if (atomic_compare_exchange_strong(&b->word, &w, un))
                 hot_count(h, C_LOCK_REPAIRS, 1);
-            continue;
         }
-        sleep_briefly(50000);
-        started = hot_now_ms() - 1; /* probe again in about a millisecond */
     }
 }
 

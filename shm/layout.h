@@ -252,6 +252,15 @@ TC_HIDDEN_SHM uint64_t hot_hash(const struct tc_hot *h, int shard, int type,
 TC_HIDDEN_SHM void hot_lock2(struct tc_hot *h, uint64_t a, uint64_t b);
 TC_HIDDEN_SHM void hot_unlock2(struct tc_hot *h, uint64_t a, uint64_t b);
 TC_HIDDEN_SHM void hot_bucket_lock(struct tc_hot *h, struct hot_bucket *b);
+/* Waiting for a lock word held by process slot @owner (slot + 1; 0 none):
+ * spin, then yield, then probe the owner about every millisecond. True
+ * when the owner is dead and the caller may take the lock over. */
+struct hot_wait {
+    unsigned spins;
+    uint64_t started;
+};
+TC_HIDDEN_SHM bool hot_wait_owner(struct tc_hot *h, struct hot_wait *wt,
+                                  unsigned owner);
 TC_HIDDEN_SHM void hot_bucket_unlock(struct hot_bucket *b);
 /* Chunk address from its index, or NULL if the index is out of bounds
  * (inline: every hit decodes one). */
@@ -272,6 +281,11 @@ static inline struct hot_item *hot_chunk(const struct tc_hot *h, uint32_t idx,
     return (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
                                (uint64_t)ci * c->chunk_size);
 }
+/* True if a slot of the buckets of @it's key points at chunk @idx (the
+ * caller locks those buckets when it needs a stable answer). */
+TC_HIDDEN_SHM bool hot_chunk_referenced(struct tc_hot *h, uint32_t idx,
+                                        const struct hot_item *it,
+                                        uint32_t csize);
 /* True if the item in chunk @it holds key @k (bounds-checked). */
 TC_HIDDEN_SHM bool hot_item_is(const struct hot_item *it, uint32_t csize,
                                const struct hot_key *k);
@@ -284,6 +298,12 @@ TC_HIDDEN_SHM void hot_free(struct tc_hot *h, uint32_t idx);
 TC_HIDDEN_SHM int hot_class_of(const struct tc_hot *h, size_t bytes);
 TC_HIDDEN_SHM void hot_pool_lock(struct tc_hot *h);
 TC_HIDDEN_SHM void hot_pool_unlock(struct tc_hot *h);
+/* Call @fn for every chunk of every page listed in a size class. */
+TC_HIDDEN_SHM void hot_each_chunk(struct tc_hot *h,
+                                  void (*fn)(void *arg, uint32_t idx,
+                                             struct hot_item *it,
+                                             const struct hot_class *cl),
+                                  void *arg);
 /* Free bytes: free chunks of assigned pages plus unassigned pages. */
 TC_HIDDEN_SHM uint64_t hot_free_bytes(struct tc_hot *h, uint64_t *items);
 /* Re-list pages assigned to a class but missing from its list. */

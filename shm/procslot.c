@@ -15,15 +15,24 @@
 #include "../core/internal.h"
 #include "layout.h"
 
-static int byte_lock(int fd, unsigned s, short type, int cmd)
+/* fcntl on the byte of process slot @s; @type returns what F_OFD_GETLK
+ * found. */
+static int byte_op(int fd, unsigned s, short *type, int cmd)
 {
     struct flock fl;
     memset(&fl, 0, sizeof fl);
-    fl.l_type = type;
+    fl.l_type = *type;
     fl.l_whence = SEEK_SET;
     fl.l_start = (off_t)s;
     fl.l_len = 1;
-    return fcntl(fd, cmd, &fl);
+    int r = fcntl(fd, cmd, &fl);
+    *type = fl.l_type;
+    return r;
+}
+
+static int byte_lock(int fd, unsigned s, short type, int cmd)
+{
+    return byte_op(fd, s, &type, cmd);
 }
 
 bool hot_proc_alive(struct tc_hot *h, unsigned s)
@@ -32,15 +41,10 @@ bool hot_proc_alive(struct tc_hot *h, unsigned s)
         return true;
     if (s >= HOT_PROCS || h->lockfd < 0)
         return true; /* cannot tell: assume alive, never steal */
-    struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = (off_t)s;
-    fl.l_len = 1;
-    if (fcntl(h->lockfd, F_OFD_GETLK, &fl) != 0)
+    short type = F_WRLCK;
+    if (byte_op(h->lockfd, s, &type, F_OFD_GETLK) != 0)
         return true;
-    return fl.l_type != F_UNLCK;
+    return type != F_UNLCK;
 }
 
 void hot_count(struct tc_hot *h, enum hot_counter c, uint64_t n)
@@ -102,37 +106,42 @@ void hot_proc_release(struct tc_hot *h)
 
 /* Give chunk @idx, left PRIVATE(@s) by a dead process, to whoever should
  * have it: PUBLISHED if a slot points at it, else FREE. */
+/* Give chunk @idx, left PRIVATE(@s) by a dead process, to whoever should
+ * have it: PUBLISHED if a slot points at it, else FREE. */
 static void recover_chunk(struct tc_hot *h, uint32_t idx, struct hot_item *it,
                           uint32_t csize, uint32_t st)
 {
-    struct hot_key k;
-    bool referenced = false;
-    uint32_t klen = it->key_len;
-    if (it->shard < h->nshards && klen <= csize - HOT_ITEM_HDR) {
-        k.shard = it->shard;
-        k.type = it->key_type;
-        k.p = it->data;
-        k.len = klen;
-        hot_key_finish(h, &k);
-        uint64_t b1 = k.b1, b2 = k.b2;
-        hot_lock2(h, b1, b2);
-        for (int pass = 0; pass < 2 && !referenced; pass++) {
-            struct hot_bucket *b = &h->buckets[pass ? b2 : b1];
-            for (int i = 0; i < HOT_SLOTS; i++) {
-                uint64_t w = atomic_load(&b->slot[i]);
-                if (SW_KIND(w) == SW_ITEM && SW_CHUNK(w) == idx)
-                    referenced = true;
-            }
-        }
-        uint32_t expect = st;
-        atomic_compare_exchange_strong(&it->state, &expect,
-                                       referenced ? CS_PUBLISHED : CS_FREE);
-        hot_unlock2(h, b1, b2);
+    uint32_t expect = st;
+    if (it->shard >= h->nshards || it->key_len > csize - HOT_ITEM_HDR) {
+        /* Garbage key fields: nobody can have published it. */
+        atomic_compare_exchange_strong(&it->state, &expect, CS_FREE);
         return;
     }
-    /* Garbage key fields: nobody can have published it. */
-    uint32_t expect = st;
-    atomic_compare_exchange_strong(&it->state, &expect, CS_FREE);
+    struct hot_key k;
+    k.shard = it->shard;
+    k.type = it->key_type;
+    k.p = it->data;
+    k.len = it->key_len;
+    hot_key_finish(h, &k);
+    hot_lock2(h, k.b1, k.b2);
+    bool referenced = hot_chunk_referenced(h, idx, it, csize);
+    atomic_compare_exchange_strong(&it->state, &expect,
+                                   referenced ? CS_PUBLISHED : CS_FREE);
+    hot_unlock2(h, k.b1, k.b2);
+}
+
+struct recover_arg {
+    struct tc_hot *h;
+    unsigned slot;
+};
+
+static void recover_visit(void *arg, uint32_t idx, struct hot_item *it,
+                          const struct hot_class *cl)
+{
+    struct recover_arg *ra = arg;
+    uint32_t st = atomic_load(&it->state);
+    if (CS_KIND(st) == CS_PRIVATE && CS_OWNER(st) == ra->slot)
+        recover_chunk(ra->h, idx, it, cl->chunk_size, st);
 }
 
 void hot_proc_recover(struct tc_hot *h, unsigned s)
@@ -160,25 +169,8 @@ void hot_proc_recover(struct tc_hot *h, unsigned s)
     }
     /* Chunks it had claimed. */
     hot_pool_lock(h);
-    for (uint32_t c = 0; c < h->nclasses; c++) {
-        uint32_t np = atomic_load(&h->classes[c].npages);
-        uint32_t cs = h->classes[c].chunk_size, pp = h->classes[c].per_page;
-        if (np > h->npages)
-            np = h->npages;
-        for (uint32_t i = 0; i < np; i++) {
-            uint32_t pg = h->pagelist[(uint64_t)c * h->npages + i];
-            if (pg >= h->npages)
-                continue;
-            for (uint32_t j = 0; j < pp; j++) {
-                struct hot_item *it =
-                    (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
-                                        (uint64_t)j * cs);
-                uint32_t st = atomic_load(&it->state);
-                if (CS_KIND(st) == CS_PRIVATE && CS_OWNER(st) == s)
-                    recover_chunk(h, (pg << 16) | j, it, cs, st);
-            }
-        }
-    }
+    struct recover_arg ra = {h, s};
+    hot_each_chunk(h, recover_visit, &ra);
     hot_pool_unlock(h);
     atomic_store(&h->procs[s].state, PROC_FREE);
 }
