@@ -511,22 +511,30 @@ void tc_hot_fill_cancel(struct tc_hot *h, int shard, const tc_data *key)
 
 /* ---- writes ------------------------------------------------------------ */
 
+static void atomic_max(_Atomic uint64_t *p, uint64_t v)
+{
+    uint64_t cur = atomic_load(p);
+    while (cur < v && !atomic_compare_exchange_weak(p, &cur, v))
+        ;
+}
+
+static void atomic_replace(_Atomic uint64_t *p, uint64_t from, uint64_t to)
+{
+    atomic_compare_exchange_strong(p, &from, to);
+}
+
 void tc_hot_open_shard(struct tc_hot *h, int shard, uint64_t f)
 {
     if ((unsigned)shard >= h->nshards || h->readonly)
         return;
-    uint64_t expect = UINT64_MAX;
-    atomic_compare_exchange_strong(&h->shards[shard].floor, &expect, f);
+    atomic_replace(&h->shards[shard].floor, UINT64_MAX, f);
 }
 
 void tc_hot_write_begin(struct tc_hot *h, int shard, uint64_t n)
 {
     if ((unsigned)shard >= h->nshards || h->readonly)
         return;
-    _Atomic uint64_t *f = &h->shards[shard].floor;
-    uint64_t cur = atomic_load(f);
-    while (cur < n && !atomic_compare_exchange_weak(f, &cur, n))
-        ;
+    atomic_max(&h->shards[shard].floor, n);
 }
 
 void tc_hot_write_abort(struct tc_hot *h, int shard, uint64_t n)
@@ -535,8 +543,7 @@ void tc_hot_write_abort(struct tc_hot *h, int shard, uint64_t n)
         return;
     /* We still hold the shard's write lock, so nobody else can have
      * raised the floor to n: put it back. */
-    uint64_t expect = n;
-    atomic_compare_exchange_strong(&h->shards[shard].floor, &expect, n - 1);
+    atomic_replace(&h->shards[shard].floor, n, n - 1);
 }
 
 void tc_hot_invalidate(struct tc_hot *h, int shard, const tc_data *key)
@@ -706,8 +713,7 @@ void tc_hot_seen_restore(struct tc_hot *h, int shard, uint64_t f, uint64_t prev)
 {
     if ((unsigned)shard >= h->nshards || h->readonly)
         return;
-    uint64_t expect = f;
-    atomic_compare_exchange_strong(&h->shards[shard].seen_seq, &expect, prev);
+    atomic_replace(&h->shards[shard].seen_seq, f, prev);
 }
 
 bool tc_hot_foreign_check(struct tc_hot *h, int shard, uint64_t s)
@@ -720,12 +726,9 @@ bool tc_hot_foreign_check(struct tc_hot *h, int shard, uint64_t s)
         return false;
     /* Fills from snapshots before @s are refused, and every item of the
      * shard becomes a miss. */
-    uint64_t cur = atomic_load(&sh->floor);
-    while (cur < s && !atomic_compare_exchange_weak(&sh->floor, &cur, s))
-        ;
+    atomic_max(&sh->floor, s);
     atomic_fetch_add(&sh->gen, 1);
-    while (seen < s && !atomic_compare_exchange_weak(&sh->seen_seq, &seen, s))
-        ;
+    atomic_max(&sh->seen_seq, s);
     hot_count(h, C_INVALIDATIONS, 1);
     return true;
 }
