@@ -963,3 +963,88 @@ Test(mp_hot_procs, mp_hot_two_readers_of_one_key_both_hit)
     tu_expect_text(fx.c, TU_TEXT("hot"), "the hot value");
     expect_hot_clean(fx.c);
 }
+
+/* ---- fill lease: concurrent misses of one key fill once --------------- */
+
+#define FL_PROCS 4
+
+struct fl_arg {
+    int ready_fd;
+    struct tu_barrier *b;
+};
+
+static int fl_child(struct fl_arg *a, int msgfd)
+{
+    tc_cache *c = child_open(msgfd, TC_SHARDS_AUTO, NULL);
+    if (!c || hot_in_use(c, msgfd, "misser"))
+        return 1;
+    (void)write_full(a->ready_fd, "r", 1);
+    close(a->ready_fd);
+    tu_barrier_wait(a->b);
+    tc_item it = TC_ITEM_INIT;
+    int rc = tc_get(c, TU_TEXT("cold"), &it, 0);
+    if (rc == TC_OK && !tu_value_text_eq(&it.value, "the cold value"))
+        rc = TC_EINTERNAL;
+    tc_item_clear(&it);
+    tc_close(c);
+    return rc == TC_OK ? 0 : tu_child_msg(msgfd, "get: %s\n", tc_errname(rc));
+}
+
+/* FL_PROCS processes miss one cold key at the same moment. The first takes
+ * the fill lease and fills; the others wait on the lease and find the
+ * filled value, or, if it takes longer than the lease wait, read SQLite
+ * without filling. Either way at most one process installs the value from
+ * SQLite: without the lease every misser would fill (a fill of the same
+ * version is refused and counted in fill_rejects). */
+Test(mp_hot_procs, mp_hot_concurrent_misses_fill_once)
+{
+    struct tu_barrier b;
+    int ready[2], msgs[2];
+    pid_t pids[FL_PROCS];
+    fx.c = tu_open_hot(fx.dir, 8, NULL, TU_HOT_SIZE);
+    /* A set publishes; a touch that changes the expiry only invalidates,
+     * so the key is in SQLite and not in the hot tier. */
+    tu_set(fx.c, TU_TEXT("cold"), TU_TEXT("the cold value"));
+    TU_OK(tc_touch(fx.c, TU_TEXT("cold"), 1e6, 0));
+    tc_hot_stats before = hot_stats(fx.c);
+    tu_barrier_init(&b);
+    cr_assert_eq(pipe(ready), 0);
+    cr_assert_eq(pipe(msgs), 0);
+    fflush(NULL);
+    for (int i = 0; i < FL_PROCS; i++) {
+        pids[i] = fork();
+        cr_assert_geq(pids[i], 0);
+        if (pids[i] == 0) {
+            struct fl_arg a = {ready[1], &b};
+            close(ready[0]);
+            close(msgs[0]);
+            _exit(fl_child(&a, msgs[1]));
+        }
+    }
+    close(ready[1]);
+    close(msgs[1]);
+    char r[FL_PROCS];
+    int all = read_full(ready[0], r, FL_PROCS) == 0;
+    close(ready[0]);
+    tu_barrier_release(&b);
+    char msg[1024];
+    read_msgs(msgs[0], msg, sizeof msg);
+    for (int i = 0; i < FL_PROCS; i++) {
+        int code = tu_wait_exit(pids[i]);
+        cr_assert_eq(code, 0, "misser %d: exit %d: %s", i, code, msg);
+    }
+    cr_assert(all, "a misser did not get ready: %s", msg);
+    tc_hot_stats after = hot_stats(fx.c);
+    uint64_t fills = after.fills - before.fills;
+    uint64_t rejects = after.fill_rejects - before.fill_rejects;
+    cr_log_info("fills %llu, fill rejects %llu, hits %llu",
+                (unsigned long long)fills, (unsigned long long)rejects,
+                (unsigned long long)(after.hits - before.hits));
+    cr_assert_eq(fills, 1, "%llu fills for one key", (unsigned long long)fills);
+    cr_assert_eq(rejects, 0, "%llu processes filled the same key again",
+                 (unsigned long long)rejects);
+    tu_expect_text(fx.c, TU_TEXT("cold"), "the cold value");
+    uint64_t problems = 1;
+    TU_OK(tc_hot_check(fx.c, NULL, NULL, &problems));
+    cr_assert_eq(problems, 0);
+}
