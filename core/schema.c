@@ -27,6 +27,9 @@
  *   cache_id    random identity (the hot tier uses shard 0's)
  *   hot_size    bytes of shared memory for the hot tier
  *   commit_seq  bumped inside every write transaction (internal.h (2))
+ *               and by the TiercacheMeta_seq_* triggers on any Cache change
+ *   hot_epoch   bumped when a hot-tier segment is created (hotpath.c)
+ *   flushed     reserved for write-back: the flushed watermark (0)
  * It is never kept in Settings: python-diskcache rewrites every Settings
  * row when it opens a cache, so a counter there could go backwards.
  */
@@ -222,7 +225,7 @@ static int read_found(sqlite3 *db, const char *path, struct found *f)
         sqlite3_finalize(st);
         if (src != SQLITE_DONE)
             return tc__sqlerr(db, src, path);
-        f->meta_rows_complete = rows >= 7;
+        f->meta_rows_complete = rows >= 8;
     }
     return TC_OK;
 }
@@ -494,7 +497,7 @@ static int initialise(tc_cache *c, struct tc_shard *s, sqlite3 *db,
             "INSERT OR IGNORE INTO TiercacheMeta VALUES"
             " ('format', %d), ('shards', %d), ('shard_index', %d),"
             " ('cache_id', '%s'), ('hot_size', %llu),"
-            " ('commit_seq', 0), ('hot_epoch', 0)",
+            " ('commit_seq', 0), ('hot_epoch', 0), ('flushed', 0)",
             TC_FORMAT_VERSION, c->shards, s->index, id,
             (unsigned long long)(c->hot_size ? c->hot_size : DEFAULT_HOT_SIZE));
         rc = tc__exec(db, sql, "writing TiercacheMeta");
