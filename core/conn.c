@@ -472,6 +472,7 @@ int tc__txn_begin(tc_cache *c, const bool *involved, unsigned flags)
     }
     t->next = tls_txns;
     tls_txns = t;
+    atomic_fetch_add(&c->txn_open, 1);
     return TC_OK;
 }
 
@@ -531,6 +532,7 @@ static int txn_end(tc_cache *c, bool commit)
         checkin(c, &c->shard[i], k);
     }
     txn_unlink(t);
+    atomic_fetch_sub(&c->txn_open, 1);
     free(t->conns);
     free(t->doomed);
     free(t->created);

@@ -230,10 +230,13 @@ static struct tc_hot *hot_for_write(tc_cache *c, struct tc_conn *k)
 
 static bool reads_hot(tc_cache *c, int shard)
 {
+    /* The thread-local transaction lookup only when some thread of this
+     * process has a transaction open on the cache. */
     return c->hot_read &&
            atomic_load_explicit(&c->shard[shard].hot_access,
                                 memory_order_relaxed) >= 0 &&
-           !tc__txn_find(c);
+           (!atomic_load_explicit(&c->txn_open, memory_order_relaxed) ||
+            !tc__txn_find(c));
 }
 
 static int access_of(tc_cache *c, int shard)
@@ -251,8 +254,13 @@ static double hot_now(tc_cache *c)
  * interval (per shard, across processes) one hit pays a SQLite read. */
 static bool foreign_due(tc_cache *c, struct tc_hot *h, int shard)
 {
-    return c->foreign_check_ms &&
-           tc_hot_check_due(h, shard, c->foreign_check_ms) &&
+    if (!c->foreign_check_ms)
+        return false;
+    /* Look at the clock only every 64th hit of this handle (a relaxed
+     * tick: lost updates between threads only delay a check). */
+    unsigned t = atomic_load_explicit(&c->hit_tick, memory_order_relaxed);
+    atomic_store_explicit(&c->hit_tick, t + 1, memory_order_relaxed);
+    return (t & 63) == 0 && tc_hot_check_due(h, shard, c->foreign_check_ms) &&
            foreign_check(c, h, shard);
 }
 

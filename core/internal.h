@@ -249,6 +249,8 @@ struct tc_cache {
     struct tc_hot *_Atomic hot; /* NULL: cold-only */
     bool hot_read;              /* this process reads through it */
     uint64_t foreign_check_ms;  /* hit-path foreign-writer check interval */
+    atomic_uint hit_tick;       /* hits between foreign-writer checks */
+    atomic_int txn_open;        /* transactions open on it, any thread */
     _Atomic uint64_t hot_epoch; /* last hot_epoch this handle acted on */
     pthread_mutex_t hot_lock;   /* serialises re-attaching */
     struct tc_hot **hot_old;    /* retired views, unmapped at close */
