@@ -243,6 +243,19 @@ static bool header_sane(const struct hot_header *hd, uint64_t size)
     return true;
 }
 
+/* Ask for transparent huge pages: with /dev/shm's shmem_enabled at
+ * "advise", the index and the items take far fewer TLB misses. A hint
+ * only; without it (shmem_enabled=never) nothing changes. */
+static void huge_pages(void *m, size_t len)
+{
+#ifdef MADV_HUGEPAGE
+    (void)madvise(m, len, MADV_HUGEPAGE);
+#else
+    (void)m;
+    (void)len;
+#endif
+}
+
 enum verdict { SEG_OK, SEG_MISSING, SEG_REPLACE, SEG_REFUSE };
 
 /* Open and validate the existing segment at h->path. On SEG_OK the
@@ -285,6 +298,7 @@ static enum verdict seg_open(struct tc_hot *h, const struct tc_hot_params *p,
         tc__oserr(errno, "mapping the hot-tier segment", h->path);
         return SEG_REFUSE;
     }
+    huge_pages(m, (size_t)st.st_size);
     const struct hot_header *hd = m;
     enum verdict v = SEG_OK;
     if (hd->pre.magic != HOT_MAGIC || hd->pre.format != HOT_FORMAT ||
@@ -375,6 +389,7 @@ static int seg_create(struct tc_hot *h, const struct tc_hot_params *p,
         unlink(h->path);
         return tc__oserr(errno, "mapping the hot-tier segment", h->path);
     }
+    huge_pages(m, (size_t)p->size);
     struct hot_header *hd = m;
     hd->pre.magic = HOT_MAGIC;
     hd->pre.format = HOT_FORMAT;
