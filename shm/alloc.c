@@ -130,21 +130,18 @@ static bool evict(struct tc_hot *h, uint32_t idx, struct hot_item *it,
     hot_key_finish(h, &k);
     bool got = false;
     hot_lock2(h, k.b1, k.b2);
-    for (int pass = 0; pass < 2 && !got; pass++) {
-        struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
-        for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w =
-                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
-            if (SW_KIND(w) != SW_ITEM || SW_CHUNK(w) != idx)
-                continue;
-            uint32_t st = CS_PUBLISHED;
-            if (atomic_compare_exchange_strong(&it->state, &st,
-                                               CS_PRIV(h->slot))) {
-                atomic_store_explicit(&b->slot[i], 0, memory_order_relaxed);
-                got = true;
-            }
-            break;
+    _Atomic uint64_t *slot[2 * HOT_SLOTS];
+    int n = hot_key_slots(h, k.b1, k.b2, slot);
+    for (int i = 0; i < n; i++) {
+        uint64_t w = atomic_load_explicit(slot[i], memory_order_relaxed);
+        if (SW_KIND(w) != SW_ITEM || SW_CHUNK(w) != idx)
+            continue;
+        uint32_t st = CS_PUBLISHED;
+        if (atomic_compare_exchange_strong(&it->state, &st, CS_PRIV(h->slot))) {
+            atomic_store_explicit(slot[i], 0, memory_order_relaxed);
+            got = true;
         }
+        break;
     }
     hot_unlock2(h, k.b1, k.b2);
     if (got)

@@ -305,26 +305,30 @@ static uint32_t slot_take(struct tc_hot *h, _Atomic uint64_t *slot)
     return CS_KIND(st) == CS_FREE ? UINT32_MAX : SW_CHUNK(w);
 }
 
+/* True if slot word @w is this process's fill lease on @tag. */
+static bool is_my_lease(const struct tc_hot *h, uint64_t w, unsigned tag)
+{
+    uint64_t mine = sw_filling(tag, (unsigned)h->slot, 0);
+    return SW_KIND(w) == SW_FILLING &&
+           (w & UINT64_C(0xfffffffffff)) == (mine & UINT64_C(0xfffffffffff));
+}
+
 /* Find the slot holding @k's item in its buckets (locked). */
 static _Atomic uint64_t *find_item(struct tc_hot *h, const struct hot_key *k,
                                    struct hot_item **itp)
 {
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass && k->b2 == k->b1)
-            break;
-        struct hot_bucket *b = &h->buckets[pass ? k->b2 : k->b1];
-        for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w =
-                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
-            if (SW_KIND(w) != SW_ITEM || SW_TAG(w) != k->tag)
-                continue;
-            uint32_t cs;
-            struct hot_item *it = hot_chunk(h, SW_CHUNK(w), &cs);
-            if (it && hot_item_is(it, cs, k)) {
-                if (itp)
-                    *itp = it;
-                return &b->slot[i];
-            }
+    _Atomic uint64_t *slot[2 * HOT_SLOTS];
+    int n = hot_key_slots(h, k->b1, k->b2, slot);
+    for (int i = 0; i < n; i++) {
+        uint64_t w = atomic_load_explicit(slot[i], memory_order_relaxed);
+        if (SW_KIND(w) != SW_ITEM || SW_TAG(w) != k->tag)
+            continue;
+        uint32_t cs;
+        struct hot_item *it = hot_chunk(h, SW_CHUNK(w), &cs);
+        if (it && hot_item_is(it, cs, k)) {
+            if (itp)
+                *itp = it;
+            return slot[i];
         }
     }
     return NULL;
@@ -336,23 +340,16 @@ static _Atomic uint64_t *free_slot(struct tc_hot *h, const struct hot_key *k,
                                    uint32_t *victim)
 {
     _Atomic uint64_t *empty = NULL, *lease = NULL, *any = NULL;
-    uint64_t mylease = sw_filling(k->tag, (unsigned)h->slot, 0);
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass && k->b2 == k->b1)
-            break;
-        struct hot_bucket *b = &h->buckets[pass ? k->b2 : k->b1];
-        for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w =
-                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
-            if (SW_KIND(w) == SW_FILLING &&
-                (w & UINT64_C(0xfffffffffff)) ==
-                    (mylease & UINT64_C(0xfffffffffff)))
-                lease = &b->slot[i];
-            else if (SW_KIND(w) == SW_EMPTY && !empty)
-                empty = &b->slot[i];
-            else if (SW_KIND(w) == SW_ITEM && !any)
-                any = &b->slot[i];
-        }
+    _Atomic uint64_t *slot[2 * HOT_SLOTS];
+    int n = hot_key_slots(h, k->b1, k->b2, slot);
+    for (int i = 0; i < n; i++) {
+        uint64_t w = atomic_load_explicit(slot[i], memory_order_relaxed);
+        if (is_my_lease(h, w, k->tag))
+            lease = slot[i];
+        else if (SW_KIND(w) == SW_EMPTY && !empty)
+            empty = slot[i];
+        else if (SW_KIND(w) == SW_ITEM && !any)
+            any = slot[i];
     }
     if (lease)
         return lease;
@@ -374,18 +371,12 @@ static _Atomic uint64_t *free_slot(struct tc_hot *h, const struct hot_key *k,
 /* Clear our lease on @k's tag, if any (bucket locked). */
 static void drop_lease(struct tc_hot *h, const struct hot_key *k)
 {
-    uint64_t mylease = sw_filling(k->tag, (unsigned)h->slot, 0);
-    for (int pass = 0; pass < 2; pass++) {
-        struct hot_bucket *b = &h->buckets[pass ? k->b2 : k->b1];
-        for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w =
-                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
-            if (SW_KIND(w) == SW_FILLING &&
-                (w & UINT64_C(0xfffffffffff)) ==
-                    (mylease & UINT64_C(0xfffffffffff)))
-                atomic_store_explicit(&b->slot[i], 0, memory_order_relaxed);
-        }
-    }
+    _Atomic uint64_t *slot[2 * HOT_SLOTS];
+    int n = hot_key_slots(h, k->b1, k->b2, slot);
+    for (int i = 0; i < n; i++)
+        if (is_my_lease(h, atomic_load_explicit(slot[i], memory_order_relaxed),
+                        k->tag))
+            atomic_store_explicit(slot[i], 0, memory_order_relaxed);
 }
 
 enum install_rule { FILL, PUBLISH };
@@ -449,24 +440,22 @@ bool tc_hot_fill_lease(struct tc_hot *h, int shard, const tc_data *key,
     bool other = false;
     hot_lock2(h, k.b1, k.b2);
     _Atomic uint64_t *empty = NULL;
-    for (int pass = 0; pass < 2; pass++) {
-        struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
-        for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w =
-                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
-            if (SW_KIND(w) == SW_FILLING && SW_TAG(w) == k.tag) {
-                unsigned age = (ms - SW_LEASE_MS(w)) & 0xfffffu;
-                if ((int)SW_OWNER(w) != h->slot && age < HOT_LEASE_MS &&
-                    hot_proc_alive(h, SW_OWNER(w)))
-                    other = true;
-                else
-                    atomic_store_explicit(&b->slot[i], 0, memory_order_relaxed);
+    _Atomic uint64_t *slot[2 * HOT_SLOTS];
+    int n = hot_key_slots(h, k.b1, k.b2, slot);
+    for (int i = 0; i < n; i++) {
+        uint64_t w = atomic_load_explicit(slot[i], memory_order_relaxed);
+        if (SW_KIND(w) == SW_FILLING && SW_TAG(w) == k.tag) {
+            unsigned age = (ms - SW_LEASE_MS(w)) & 0xfffffu;
+            if ((int)SW_OWNER(w) != h->slot && age < HOT_LEASE_MS &&
+                hot_proc_alive(h, SW_OWNER(w))) {
+                other = true;
+                continue;
             }
-            if (SW_KIND(atomic_load_explicit(
-                    &b->slot[i], memory_order_relaxed)) == SW_EMPTY &&
-                !empty)
-                empty = &b->slot[i];
+            atomic_store_explicit(slot[i], 0, memory_order_relaxed);
+            w = 0;
         }
+        if (SW_KIND(w) == SW_EMPTY && !empty)
+            empty = slot[i];
     }
     if (!other && empty)
         atomic_store_explicit(empty, sw_filling(k.tag, (unsigned)h->slot, ms),
@@ -560,27 +549,23 @@ void tc_hot_invalidate(struct tc_hot *h, int shard, const tc_data *key)
     uint32_t taken[2 * HOT_SLOTS];
     int n = 0;
     hot_lock2(h, k.b1, k.b2);
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass && k.b2 == k.b1)
-            break;
-        struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
-        for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w =
-                atomic_load_explicit(&b->slot[i], memory_order_relaxed);
-            if (SW_TAG(w) != k.tag)
-                continue;
-            if (SW_KIND(w) == SW_FILLING) {
-                atomic_store_explicit(&b->slot[i], 0, memory_order_relaxed);
-                continue;
-            }
-            uint32_t cs;
-            struct hot_item *it =
-                SW_KIND(w) == SW_ITEM ? hot_chunk(h, SW_CHUNK(w), &cs) : NULL;
-            if (it && hot_item_is(it, cs, &k)) {
-                uint32_t c = slot_take(h, &b->slot[i]);
-                if (c != UINT32_MAX)
-                    taken[n++] = c;
-            }
+    _Atomic uint64_t *slot[2 * HOT_SLOTS];
+    int ns = hot_key_slots(h, k.b1, k.b2, slot);
+    for (int i = 0; i < ns; i++) {
+        uint64_t w = atomic_load_explicit(slot[i], memory_order_relaxed);
+        if (SW_TAG(w) != k.tag)
+            continue;
+        if (SW_KIND(w) == SW_FILLING) {
+            atomic_store_explicit(slot[i], 0, memory_order_relaxed);
+            continue;
+        }
+        uint32_t cs;
+        struct hot_item *it =
+            SW_KIND(w) == SW_ITEM ? hot_chunk(h, SW_CHUNK(w), &cs) : NULL;
+        if (it && hot_item_is(it, cs, &k)) {
+            uint32_t c = slot_take(h, slot[i]);
+            if (c != UINT32_MAX)
+                taken[n++] = c;
         }
     }
     hot_unlock2(h, k.b1, k.b2);

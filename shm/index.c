@@ -84,13 +84,12 @@ bool hot_chunk_referenced(struct tc_hot *h, uint32_t idx,
     k.p = it->data;
     k.len = it->key_len;
     hot_key_finish(h, &k);
-    for (int pass = 0; pass < 2; pass++) {
-        struct hot_bucket *b = &h->buckets[pass ? k.b2 : k.b1];
-        for (int i = 0; i < HOT_SLOTS; i++) {
-            uint64_t w = atomic_load(&b->slot[i]);
-            if (SW_KIND(w) == SW_ITEM && SW_CHUNK(w) == idx)
-                return true;
-        }
+    _Atomic uint64_t *slot[2 * HOT_SLOTS];
+    int n = hot_key_slots(h, k.b1, k.b2, slot);
+    for (int i = 0; i < n; i++) {
+        uint64_t w = atomic_load(slot[i]);
+        if (SW_KIND(w) == SW_ITEM && SW_CHUNK(w) == idx)
+            return true;
     }
     return false;
 }

@@ -244,6 +244,21 @@ struct hot_key {
 };
 TC_HIDDEN_SHM bool hot_key_make(struct tc_hot *h, int shard, const tc_data *key,
                                 struct hot_key *k);
+/* The slot words a key may occupy: its first bucket's, then its second's
+ * unless both are one bucket. @out has room for 2 * HOT_SLOTS; returns the
+ * count. */
+static inline int hot_key_slots(struct tc_hot *h, uint64_t b1, uint64_t b2,
+                                _Atomic uint64_t **out)
+{
+    int n = 0;
+    for (int i = 0; i < HOT_SLOTS; i++)
+        out[n++] = &h->buckets[b1].slot[i];
+    if (b2 != b1)
+        for (int i = 0; i < HOT_SLOTS; i++)
+            out[n++] = &h->buckets[b2].slot[i];
+    return n;
+}
+
 /* Hash, tag and buckets of k->shard/type/p/len. */
 TC_HIDDEN_SHM void hot_key_finish(struct tc_hot *h, struct hot_key *k);
 TC_HIDDEN_SHM uint64_t hot_hash(const struct tc_hot *h, int shard, int type,
