@@ -588,6 +588,38 @@ static inline int tu_child_msg(int fd, const char *fmt, ...)
     return 1;
 }
 
+/* tu_read_full / tu_write_full - move exactly @n bytes through a pipe or
+ * file (retrying short transfers and EINTR); 0 on success, -1 otherwise. */
+static inline int tu_read_full(int fd, void *p, size_t n)
+{
+    char *b = p;
+    while (n) {
+        ssize_t r = read(fd, b, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        b += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static inline int tu_write_full(int fd, const void *p, size_t n)
+{
+    const char *b = p;
+    while (n) {
+        ssize_t r = write(fd, b, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        b += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
 /* tu_run_child - fork, run @fn(@arg) in the child and _exit with its
  * code; in the parent collect the child's messages into @msg and return
  * its exit code (128+signal if it was killed). */

@@ -204,36 +204,6 @@ static int log_close(struct logw *l, int proc, int msgfd)
     return 0;
 }
 
-static int read_full(int fd, void *p, size_t n)
-{
-    char *b = p;
-    while (n) {
-        ssize_t r = read(fd, b, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *p, size_t n)
-{
-    const char *b = p;
-    while (n) {
-        ssize_t r = write(fd, b, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 /* ===================================================================== */
 /* Children                                                              */
 
@@ -1404,7 +1374,7 @@ static int pingpong(tc_cache *c, int me, int rfd, int wfd, double seconds,
             if ((i >= PP_MIN_ITERS && now_ns() >= end) || i >= PP_MAX_ITERS) {
                 msg.key = -1;
                 *iters = i;
-                (void)write_full(wfd, &msg, sizeof msg); /* best effort */
+                (void)tu_write_full(wfd, &msg, sizeof msg); /* best effort */
                 return 0;
             }
             int k = (int)(rnd_next(&rnd) % PP_KEYS);
@@ -1413,12 +1383,13 @@ static int pingpong(tc_cache *c, int me, int rfd, int wfd, double seconds,
                 return 1;
             msg = (struct pp_msg){i, k, m[k].present, 0, m[k].id, m[k].expire};
             char ack;
-            if (write_full(wfd, &msg, sizeof msg) || read_full(rfd, &ack, 1)) {
+            if (tu_write_full(wfd, &msg, sizeof msg) ||
+                tu_read_full(rfd, &ack, 1)) {
                 snprintf(err, cap, "iteration %d: the peer is gone", i);
                 return 1;
             }
         } else {
-            if (read_full(rfd, &msg, sizeof msg)) {
+            if (tu_read_full(rfd, &msg, sizeof msg)) {
                 snprintf(err, cap, "iteration %d: the peer is gone", i);
                 return 1;
             }
@@ -1433,7 +1404,7 @@ static int pingpong(tc_cache *c, int me, int rfd, int wfd, double seconds,
             m[msg.key] = (struct pp_state){msg.present, msg.id, msg.expire};
             if (pp_verify(c, msg.key, &m[msg.key], i, err, cap))
                 return 1;
-            if (write_full(wfd, "k", 1)) {
+            if (tu_write_full(wfd, "k", 1)) {
                 snprintf(err, cap, "iteration %d: the peer is gone", i);
                 return 1;
             }

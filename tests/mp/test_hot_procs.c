@@ -142,36 +142,6 @@ static void read_msgs(int fd, char *msg, size_t cap)
     close(fd);
 }
 
-static int read_full(int fd, void *p, size_t n)
-{
-    char *b = p;
-    while (n) {
-        ssize_t r = read(fd, b, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *p, size_t n)
-{
-    const char *b = p;
-    while (n) {
-        ssize_t r = write(fd, b, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 /* ===================================================================== */
 /* (a) Zero system calls on hits                                         */
 
@@ -418,7 +388,7 @@ static int th_writer(int stopfd, int readyfd, int msgfd)
             return tu_child_msg(msgfd, "writer: %s: %s: %s\n", kn,
                                 tc_errname(rc), tc_errmsg());
         if (seq == 1) {
-            (void)write_full(readyfd, "r", 1);
+            (void)tu_write_full(readyfd, "r", 1);
             close(readyfd);
         }
         if (seq % 16 == 0) {
@@ -519,7 +489,7 @@ Test(mp_hot_procs, mp_hot_threads_read_while_process_writes)
     close(ready[1]);
     close(msgs[1]);
     char ch;
-    int started = read_full(ready[0], &ch, 1) == 0;
+    int started = tu_read_full(ready[0], &ch, 1) == 0;
     close(ready[0]);
     if (started)
         for (int i = 0; i < TH_THREADS; i++) {
@@ -763,11 +733,11 @@ static int ng_worker(tc_cache *c, int me, int rfd, int wfd, int msgfd)
                 return 1;
             m = (struct ng_msg){r, present, shared};
             char ack;
-            if (write_full(wfd, &m, sizeof m) || read_full(rfd, &ack, 1))
+            if (tu_write_full(wfd, &m, sizeof m) || tu_read_full(rfd, &ack, 1))
                 return tu_child_msg(msgfd, "worker %d round %d: peer gone\n",
                                     me, r);
         } else {
-            if (read_full(rfd, &m, sizeof m) || m.round != r)
+            if (tu_read_full(rfd, &m, sizeof m) || m.round != r)
                 return tu_child_msg(msgfd, "worker %d round %d: peer gone\n",
                                     me, r);
             present = m.shared_present;
@@ -785,7 +755,7 @@ static int ng_worker(tc_cache *c, int me, int rfd, int wfd, int msgfd)
                                         "slots\n",
                                         me, hs.processes);
             }
-            if (write_full(wfd, "k", 1))
+            if (tu_write_full(wfd, "k", 1))
                 return tu_child_msg(msgfd, "worker %d round %d: peer gone\n",
                                     me, r);
         }
@@ -887,7 +857,7 @@ static int tr_child(struct tr_arg *a, int msgfd)
     if (!c || hot_in_use(c, msgfd, "reader"))
         return 1;
     /* Attached, with a process slot: tell the parent, wait for the other. */
-    (void)write_full(a->ready_fd, "r", 1);
+    (void)tu_write_full(a->ready_fd, "r", 1);
     close(a->ready_fd);
     tu_barrier_wait(a->b);
     for (int i = 0; i < TR_GETS; i++) {
@@ -943,7 +913,7 @@ Test(mp_hot_procs, mp_hot_two_readers_of_one_key_both_hit)
     /* Both readers attach before either reads, so no attach (and slot
      * recovery) happens between a reader's exit and the stats below. */
     char r2[2];
-    int both = read_full(ready[0], r2, 2) == 0;
+    int both = tu_read_full(ready[0], r2, 2) == 0;
     close(ready[0]);
     tu_barrier_release(&b);
     char msg[1024];
@@ -978,7 +948,7 @@ static int fl_child(struct fl_arg *a, int msgfd)
     tc_cache *c = child_open(msgfd, TC_SHARDS_AUTO, NULL);
     if (!c || hot_in_use(c, msgfd, "misser"))
         return 1;
-    (void)write_full(a->ready_fd, "r", 1);
+    (void)tu_write_full(a->ready_fd, "r", 1);
     close(a->ready_fd);
     tu_barrier_wait(a->b);
     tc_item it = TC_ITEM_INIT;
@@ -1024,7 +994,7 @@ Test(mp_hot_procs, mp_hot_concurrent_misses_fill_once)
     close(ready[1]);
     close(msgs[1]);
     char r[FL_PROCS];
-    int all = read_full(ready[0], r, FL_PROCS) == 0;
+    int all = tu_read_full(ready[0], r, FL_PROCS) == 0;
     close(ready[0]);
     tu_barrier_release(&b);
     char msg[1024];
