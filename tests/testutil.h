@@ -424,6 +424,60 @@ static inline tc_cache *tu_open(const char *dir, struct tu_clock *clk)
     return tu_open_ex(dir, TC_SHARDS_PLAIN, clk, NULL);
 }
 
+/* tu_open_cold - a handle on @dir that never reads through the hot tier
+ * (hot size 0, whatever TU_HOT says); its writes still invalidate. */
+static inline tc_cache *tu_open_cold(const char *dir, struct tu_clock *clk)
+{
+    tc_cache *c = NULL;
+    tc_hot_stats hs;
+    TU_OK(tc_create(&c));
+    TU_OK(tc_set_hot_size(c, 0));
+    if (clk)
+        TU_OK(tc_set_clock(c, tu_clock_fn, clk));
+    TU_OK(tc_open(c, dir, 0));
+    TU_OK(tc_hot_stats_get(c, &hs));
+    cr_assert_eq(hs.reading, 0, "the cold handle reads the hot tier");
+    return c;
+}
+
+/* tu_hot_stats - tc_hot_stats_get, asserted. */
+static inline tc_hot_stats tu_hot_stats(tc_cache *c)
+{
+    tc_hot_stats hs;
+    memset(&hs, 0, sizeof hs);
+    TU_OK(tc_hot_stats_get(c, &hs));
+    return hs;
+}
+
+struct tu_problems {
+    char text[2048];
+    size_t used;
+};
+
+static inline void tu_on_problem(void *arg, const char *kind, const char *msg)
+{
+    struct tu_problems *p = arg;
+    if (p->used + 1 < sizeof p->text) {
+        int n = snprintf(p->text + p->used, sizeof p->text - p->used,
+                         "[%s] %s; ", kind, msg);
+        if (n > 0)
+            p->used += (size_t)n;
+        if (p->used >= sizeof p->text)
+            p->used = sizeof p->text - 1;
+    }
+}
+
+/* tu_expect_hot_clean - tc_hot_check finds no structural problem and no
+ * hot item that disagrees with SQLite. */
+static inline void tu_expect_hot_clean(tc_cache *c)
+{
+    struct tu_problems p = {{0}, 0};
+    uint64_t n = 12345;
+    TU_OK(tc_hot_check(c, tu_on_problem, &p, &n));
+    cr_assert_eq(n, 0, "tc_hot_check: %llu problem(s): %s",
+                 (unsigned long long)n, p.text);
+}
+
 /* tu_set - plain set, no expiry, no tag; asserts TC_OK. */
 static inline void tu_set(tc_cache *c, const tc_data *k, const tc_data *v)
 {

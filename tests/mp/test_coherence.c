@@ -779,33 +779,11 @@ static const char *check_read(const struct hist *h, const struct rec *r,
     return NULL;
 }
 
+/* hot_warning - log what tc_hot_check found. */
 static void hot_warning(void *arg, const char *kind, const char *msg)
 {
     (void)arg;
     cr_log_error("tc_hot_check: %s: %s", kind, msg);
-}
-
-/* expect_hot_clean - tc_hot_check finds no structural or stale problem. */
-static void expect_hot_clean(tc_cache *c)
-{
-    uint64_t problems = 99;
-    TU_OK(tc_hot_check(c, hot_warning, NULL, &problems));
-    cr_assert_eq(problems, 0, "tc_hot_check: %llu problems (see log)",
-                 (unsigned long long)problems);
-}
-
-/* open_cold - a handle on fx.dir that reads SQLite only (hot size 0; not
- * tu_open_ex, which TU_HOT=1 turns hot). */
-static tc_cache *open_cold(void)
-{
-    tc_cache *c = NULL;
-    tc_hot_stats hs;
-    TU_OK(tc_create(&c));
-    TU_OK(tc_set_hot_size(c, 0));
-    TU_OK(tc_open(c, fx.dir, 0));
-    TU_OK(tc_hot_stats_get(c, &hs));
-    cr_assert_eq(hs.reading, 0, "the cold handle reads the hot tier");
-    return c;
 }
 
 /* hot_cold_diff - with no write running, every key must read the same
@@ -851,7 +829,7 @@ static int hot_cold_diff(tc_cache *hot, tc_cache *cold, char *why, size_t cap)
 static void expect_hot_equals_cold(tc_cache *hot)
 {
     char why[256] = "";
-    tc_cache *cold = open_cold();
+    tc_cache *cold = tu_open_cold(fx.dir, NULL);
     int ndiff = hot_cold_diff(hot, cold, why, sizeof why);
     tc_close(cold);
     cr_assert_eq(ndiff, 0, "%d keys differ between hot tier and SQLite: %s",
@@ -996,7 +974,7 @@ static void run_stress(int shards, int nwriters, int nreaders, int nkeys,
     cr_assert_eq(pipe(s.stop), 0);
     for (int w = 0; w < nwriters; w++)
         cr_assert_eq(pipe(s.resume[w]), 0);
-    tc_cache *cold = open_cold();
+    tc_cache *cold = tu_open_cold(fx.dir, NULL);
     fflush(NULL);
     for (int p = 0; p < nproc; p++) {
         pids[p] = fork();
@@ -1143,9 +1121,9 @@ static void run_stress(int shards, int nwriters, int nreaders, int nkeys,
     /* The readers really went through the hot tier. */
     cr_assert_gt(after.hits, before.hits, "no hot hits during the run");
     cr_assert_gt(after.publishes, before.publishes, "no publishes");
-    expect_hot_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     expect_hot_equals_cold(fx.c);
-    expect_hot_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 Test(mp_coherence, mp_coherence_stress_fanout)
@@ -1472,7 +1450,7 @@ static void run_pingpong(int shards)
         (unsigned long long)(after.publishes - before.publishes),
         (unsigned long long)(after.invalidations - before.invalidations));
     cr_assert_gt(after.hits, before.hits, "no hot hits");
-    expect_hot_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 Test(mp_coherence, mp_coherence_pingpong_fanout)

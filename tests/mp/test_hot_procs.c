@@ -91,40 +91,6 @@ static int hot_in_use(tc_cache *c, int msgfd, const char *who)
     return 0;
 }
 
-static tc_hot_stats hot_stats(tc_cache *c)
-{
-    tc_hot_stats hs = {0};
-    TU_OK(tc_hot_stats_get(c, &hs));
-    return hs;
-}
-
-static void hot_warning(void *arg, const char *kind, const char *msg)
-{
-    (void)arg;
-    cr_log_error("tc_hot_check: %s: %s", kind, msg);
-}
-
-static void expect_hot_clean(tc_cache *c)
-{
-    uint64_t problems = 99;
-    TU_OK(tc_hot_check(c, hot_warning, NULL, &problems));
-    cr_assert_eq(problems, 0, "tc_hot_check: %llu problems (see log)",
-                 (unsigned long long)problems);
-}
-
-/* open_cold - a handle on fx.dir that reads SQLite only (hot size 0; not
- * tu_open_ex, which TU_HOT=1 turns hot). */
-static tc_cache *open_cold(void)
-{
-    tc_cache *c = NULL;
-    tc_hot_stats hs;
-    TU_OK(tc_create(&c));
-    TU_OK(tc_set_hot_size(c, 0));
-    TU_OK(tc_open(c, fx.dir, 0));
-    TU_OK(tc_hot_stats_get(c, &hs));
-    cr_assert_eq(hs.reading, 0, "the cold handle reads the hot tier");
-    return c;
-}
 
 /* read_msgs - collect everything written to @fd until EOF. */
 static void read_msgs(int fd, char *msg, size_t cap)
@@ -259,7 +225,7 @@ static void run_seccomp(int shards, int fake_clock)
     /* One clock for both processes: the touched items expire in 1e6 s. */
     fx.c =
         tu_open_hot(fx.dir, shards, fake_clock ? &fx.clk : NULL, TU_HOT_SIZE);
-    tc_hot_stats before = hot_stats(fx.c);
+    tc_hot_stats before = tu_hot_stats(fx.c);
     cr_assert(before.attached && before.reading, "the hot tier is not in use");
     int code = tu_run_child(seccomp_child, &a, msg, sizeof msg);
     if (code == 77)
@@ -273,7 +239,7 @@ static void run_seccomp(int shards, int fake_clock)
     cr_assert_eq(sscanf(msg, "ok=%llu", &ok), 1, "child said: %s", msg);
     cr_assert_eq(ok, SC_GETS, "%llu of %d sandboxed gets returned the value",
                  ok, SC_GETS);
-    tc_hot_stats after = hot_stats(fx.c);
+    tc_hot_stats after = tu_hot_stats(fx.c);
     cr_assert_geq(after.hits - before.hits, (uint64_t)SC_GETS,
                   "hot hits grew by %llu, expected at least %d",
                   (unsigned long long)(after.hits - before.hits), SC_GETS);
@@ -289,7 +255,7 @@ static void run_seccomp(int shards, int fake_clock)
                  (unsigned long long)mix64((uint64_t)i));
         tu_expect_text(fx.c, TU_TEXT(k), v);
     }
-    expect_hot_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 Test(mp_hot_procs, mp_hot_hits_make_no_syscalls_fanout)
@@ -471,7 +437,7 @@ Test(mp_hot_procs, mp_hot_threads_read_while_process_writes)
     static struct th_reader ts[TH_THREADS];
     int stop[2], ready[2], msgs[2];
     fx.c = tu_open_hot(fx.dir, 8, NULL, TU_HOT_SIZE);
-    tc_hot_stats before = hot_stats(fx.c);
+    tc_hot_stats before = tu_hot_stats(fx.c);
     cr_assert(before.attached && before.reading, "the hot tier is not in use");
     cr_assert_eq(pipe(stop), 0);
     cr_assert_eq(pipe(ready), 0);
@@ -515,7 +481,7 @@ Test(mp_hot_procs, mp_hot_threads_read_while_process_writes)
     cr_assert_eq(code, 0, "writer: exit %d: %s", code, msg);
     cr_assert_eq(errors, 0, "%d bad reads (see log)", errors);
     cr_assert_gt(ok, 0, "no read found a value");
-    tc_hot_stats after = hot_stats(fx.c);
+    tc_hot_stats after = tu_hot_stats(fx.c);
     cr_assert_gt(after.hits, before.hits, "no hot hits");
     cr_log_info("threads: %llu values read; hot: +%llu hits, +%llu misses, "
                 "+%llu fills, +%llu retries",
@@ -526,7 +492,7 @@ Test(mp_hot_procs, mp_hot_threads_read_while_process_writes)
                 (unsigned long long)(after.retries - before.retries));
     /* Once the writer is gone, the hot tier and SQLite agree on every key
      * (read twice: a fill, then a hit). */
-    tc_cache *cold = open_cold();
+    tc_cache *cold = tu_open_cold(fx.dir, NULL);
     for (int k = 0; k < TH_KEYS; k++)
         for (int pass = 0; pass < 2; pass++) {
             char kn[16];
@@ -545,7 +511,7 @@ Test(mp_hot_procs, mp_hot_threads_read_while_process_writes)
             tc_item_clear(&b);
         }
     tc_close(cold);
-    expect_hot_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* ===================================================================== */
@@ -616,7 +582,7 @@ Test(mp_hot_procs, mp_hot_fork_child_uses_inherited_handle)
     tu_expect_int(fx.c, TU_TEXT("a"), 1);
     tu_expect_text(fx.c, TU_TEXT("c"), "gone soon");
     tu_expect_int(fx.c, TU_TEXT("d"), 5);
-    tc_hot_stats before = hot_stats(fx.c);
+    tc_hot_stats before = tu_hot_stats(fx.c);
     cr_assert(before.attached && before.reading, "the hot tier is not in use");
     int code = tu_run_child(fork_child, NULL, msg, sizeof msg);
     cr_assert_eq(code, 0, "child: exit %d: %s", code, msg);
@@ -632,11 +598,11 @@ Test(mp_hot_procs, mp_hot_fork_child_uses_inherited_handle)
     tu_expect_int(fx.c, TU_TEXT("e"), 7);
     TU_OK(tc_incr(fx.c, TU_TEXT("d"), TU_INT(1), NULL, NULL, 0));
     tu_expect_int(fx.c, TU_TEXT("d"), 7);
-    tc_hot_stats after = hot_stats(fx.c);
+    tc_hot_stats after = tu_hot_stats(fx.c);
     cr_assert_geq(after.hits - before.hits, (uint64_t)FK_GETS,
                   "the child's hits are not counted (+%llu)",
                   (unsigned long long)(after.hits - before.hits));
-    expect_hot_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* nginx: a master and two workers. Workers take turns: one writes its own
@@ -828,7 +794,7 @@ static void run_nginx(int master_opens)
         if (master_opens)
             tu_expect_int(fx.c, TU_TEXT("master"), 199);
     }
-    expect_hot_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 Test(mp_hot_procs, mp_hot_nginx_master_opens_workers_inherit)
@@ -892,7 +858,7 @@ Test(mp_hot_procs, mp_hot_two_readers_of_one_key_both_hit)
     fx.c = tu_open_hot(fx.dir, 8, NULL, TU_HOT_SIZE);
     tu_set(fx.c, TU_TEXT("hot"), TU_TEXT("the hot value"));
     tu_expect_text(fx.c, TU_TEXT("hot"), "the hot value");
-    tc_hot_stats before = hot_stats(fx.c);
+    tc_hot_stats before = tu_hot_stats(fx.c);
     cr_assert(before.attached && before.reading, "the hot tier is not in use");
     tu_barrier_init(&b);
     cr_assert_eq(pipe(ready), 0);
@@ -923,7 +889,7 @@ Test(mp_hot_procs, mp_hot_two_readers_of_one_key_both_hit)
         cr_assert_eq(code, 0, "reader %d: exit %d: %s", i, code, msg);
     }
     cr_assert(both, "a reader did not get ready: %s", msg);
-    tc_hot_stats after = hot_stats(fx.c);
+    tc_hot_stats after = tu_hot_stats(fx.c);
     cr_assert_eq(after.hits - before.hits, 2 * TR_GETS,
                  "hot hits grew by %llu for %d gets",
                  (unsigned long long)(after.hits - before.hits), 2 * TR_GETS);
@@ -931,7 +897,7 @@ Test(mp_hot_procs, mp_hot_two_readers_of_one_key_both_hit)
                  "%llu misses on a hot key nobody wrote",
                  (unsigned long long)(after.misses - before.misses));
     tu_expect_text(fx.c, TU_TEXT("hot"), "the hot value");
-    expect_hot_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* ---- fill lease: concurrent misses of one key fill once --------------- */
@@ -976,7 +942,7 @@ Test(mp_hot_procs, mp_hot_concurrent_misses_fill_once)
      * so the key is in SQLite and not in the hot tier. */
     tu_set(fx.c, TU_TEXT("cold"), TU_TEXT("the cold value"));
     TU_OK(tc_touch(fx.c, TU_TEXT("cold"), 1e6, 0));
-    tc_hot_stats before = hot_stats(fx.c);
+    tc_hot_stats before = tu_hot_stats(fx.c);
     tu_barrier_init(&b);
     cr_assert_eq(pipe(ready), 0);
     cr_assert_eq(pipe(msgs), 0);
@@ -1004,7 +970,7 @@ Test(mp_hot_procs, mp_hot_concurrent_misses_fill_once)
         cr_assert_eq(code, 0, "misser %d: exit %d: %s", i, code, msg);
     }
     cr_assert(all, "a misser did not get ready: %s", msg);
-    tc_hot_stats after = hot_stats(fx.c);
+    tc_hot_stats after = tu_hot_stats(fx.c);
     uint64_t fills = after.fills - before.fills;
     uint64_t rejects = after.fill_rejects - before.fill_rejects;
     cr_log_info("fills %llu, fill rejects %llu, hits %llu",

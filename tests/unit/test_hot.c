@@ -67,7 +67,7 @@ static tc_cache *open_hot(const char *dir, int shards, uint64_t hot)
  * from SQLite, writes still invalidate. Never the first open of a dir. */
 static tc_cache *open_cold(const char *dir)
 {
-    return tu_open_ex(dir, TC_SHARDS_AUTO, &fx.clk, NULL);
+    return tu_open_cold(dir, &fx.clk);
 }
 
 static tc_hot_stats stats(tc_cache *c)
@@ -76,35 +76,6 @@ static tc_hot_stats stats(tc_cache *c)
     memset(&s, 0xa5, sizeof s); /* garbage, so a field left unset shows */
     TU_OK(tc_hot_stats_get(c, &s));
     return s;
-}
-
-struct problems {
-    char text[2048];
-    size_t used;
-};
-
-static void on_problem(void *arg, const char *kind, const char *msg)
-{
-    struct problems *p = arg;
-    if (p->used + 1 < sizeof p->text) {
-        int n = snprintf(p->text + p->used, sizeof p->text - p->used,
-                         "[%s] %s; ", kind, msg);
-        if (n > 0)
-            p->used += (size_t)n;
-        if (p->used >= sizeof p->text)
-            p->used = sizeof p->text - 1;
-    }
-}
-
-/* expect_clean - tc_hot_check finds no structural problem and no hot item
- * that disagrees with SQLite. */
-static void expect_clean(tc_cache *c)
-{
-    struct problems p = {{0}, 0};
-    uint64_t n = 12345;
-    TU_OK(tc_hot_check(c, on_problem, &p, &n));
-    cr_assert_eq(n, 0, "tc_hot_check: %llu problem(s): %s",
-                 (unsigned long long)n, p.text);
 }
 
 /* expect_value - @v holds exactly @want (type, length, bytes; numbers
@@ -278,7 +249,7 @@ Test(hot, set_then_get_is_a_hit_for_every_type)
     }
     cr_assert_eq(tu_length(fx.c), n);
     cr_assert_geq(stats(fx.c).items, n, "every small value is resident");
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* A hit through a second handle on the same directory (same process,
@@ -289,7 +260,7 @@ Test(hot, set_through_one_handle_hits_in_another)
     tc_cache *h2 = open_hot(fx.dir, TC_SHARDS_PLAIN, HOT);
     TU_OK(tc_set(fx.c, KEY("k"), TU_TEXT("v"), 10, TU_TEXT("t"), 0));
     expect_hit(h2, KEY("k"), TU_TEXT("v"), TU_TEXT("t"), TU_T0 + 10);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -373,7 +344,7 @@ Test(hot, integral_real_key_shares_the_int_row)
     cr_assert_eq(tu_length(fx.c), exact ? 9 : 5);
     expect_absent(fx.c, TU_REAL(2.0));
     expect_absent(fx.c, TU_REAL(-1.0));
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(cold);
 }
 
@@ -387,7 +358,7 @@ Test(hot, fanout_int_and_real_keys_stay_apart)
     tu_set(fx.c, TU_REAL(1.0), TU_TEXT("real"));
     expect_hit(fx.c, TU_INT(1), TU_TEXT("int"), NULL, TC_NO_EXPIRE);
     expect_hit(fx.c, TU_REAL(1.0), TU_TEXT("real"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* tc_get_buf on a hot item: an exact buffer is filled; a short one gets
@@ -449,7 +420,7 @@ Test(hot, get_buf_exact_and_too_small)
     cr_assert_eq(len, 0);
     cr_assert_eq(type, TC_TEXT);
     free(v);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* A key present in SQLite but not in the (fresh) segment: the first get
@@ -485,7 +456,7 @@ Test(hot, miss_then_fill_then_hit)
     uint64_t f = stats(fx.c).fills;
     expect_absent(fx.c, KEY("nope"));
     cr_assert_eq(stats(fx.c).fills, f, "nothing to fill for a missing key");
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* ===================================================================== */
@@ -513,7 +484,7 @@ Test(hot, delete_is_never_served_stale)
     expect_get(h2, KEY("k"), TU_INT(5), TU_INT(1), TU_T0 + 9);
     tu_set(h2, KEY("k"), TU_BSTR("plain"));
     expect_get(fx.c, KEY("k"), TU_BSTR("plain"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -591,7 +562,7 @@ Test(hot, incr_touch_pop_add_visible_through_both_handles)
     for (int j = 0; j < 2; j++)
         expect_plain(h[j], KEY("e"), TU_TEXT("new"));
     tc_value_clear(&out);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -623,7 +594,7 @@ Test(hot, tag_and_expire_time_from_hot_hits)
                    TU_T0 + 3600);
     }
     expect_hit(fx.c, KEY("t2"), TU_TEXT("v"), TU_BYTES(bin, 7), TU_T0 + 3600);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* Expiry follows the injected clock exactly as SQLite does (live while
@@ -662,7 +633,7 @@ Test(hot, expiry_follows_the_injected_clock)
     tu_clock_set(&fx.clk, TU_T0 + 1005);
     expect_get(fx.c, KEY("k"), TU_TEXT("v2"), NULL, TU_T0 + 1010);
     expect_get(fx.c, KEY("k"), TU_TEXT("v2"), NULL, TU_T0 + 1010);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* ===================================================================== */
@@ -745,7 +716,7 @@ Test(hot, clear_removes_hot_items)
     /* the shards serve new items again */
     tu_set(fx.c, KEY("bulk-000"), TU_TEXT("again"));
     expect_hit(h2, KEY("bulk-000"), TU_TEXT("again"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -760,7 +731,7 @@ Test(hot, evict_by_tag_removes_hot_items)
     check_bulk(h2, keep_odd);
     tu_set(fx.c, KEY("bulk-000"), TU_TEXT("again"));
     expect_hit(h2, KEY("bulk-000"), TU_TEXT("again"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -775,7 +746,7 @@ Test(hot, expire_removes_hot_items)
     TU_OK(tc_expire(h2, TU_T0 + 20, &n, 0));
     cr_assert_eq(n, (NB + 2) / 3);
     check_bulk(h2, keep_not_third);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -825,7 +796,7 @@ Test(hot, cull_removes_hot_items)
     }
     cr_assert_gt(removed_small, 0, "the cull removed hot (small) items");
     free(big);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(cold);
 }
 
@@ -878,7 +849,7 @@ Test(hot, transaction_stays_coherent)
     /* the rollback lowered the fill floor again: reads are hot again */
     expect_hit(h2, KEY("k"), TU_TEXT("v2"), NULL, TC_NO_EXPIRE);
     expect_hit(fx.c, KEY("new"), TU_TEXT("n"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -904,7 +875,7 @@ Test(hot, fanout_nested_transaction_stays_coherent)
         expect_plain(h2, TU_INT(i), TU_INT(100 + i));
         expect_plain(fx.c, TU_INT(i), TU_INT(100 + i));
     }
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -960,7 +931,7 @@ Test(hot, set_many_and_delete_many_stay_coherent)
         TU_RC(rcs[i], i < N / 2 ? TC_NOTFOUND : TC_OK);
         tc_item_clear(&outs[i]);
     }
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -1013,7 +984,7 @@ Test(hot, large_value_stays_cold_and_correct)
     tu_set(fx.c, KEY("half"), TU_BYTES(v, 16000));
     expect_hit(h2, KEY("half"), TU_BYTES(v, 16000), NULL, TC_NO_EXPIRE);
     free(v);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -1084,7 +1055,7 @@ Test(hot, small_segment_evicts_and_stays_correct)
     cr_assert_leq((uint64_t)st.st_blocks * 512, HOT,
                   "segment uses %lld bytes of memory",
                   (long long)st.st_blocks * 512);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* One key rewritten with ever-changing sizes (so its size class moves):
@@ -1102,7 +1073,7 @@ Test(hot, rewriting_one_key_always_returns_the_last_value)
         expect_plain(h2, KEY("k"), TU_BYTES(v, sz));
         free(v);
     }
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -1125,7 +1096,7 @@ Test(hot, values_around_the_page_size)
             cr_assert_eq(d, 0, "a %zu-byte value cannot fit a page", n);
         free(v);
     }
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* Keys and tags bigger than a page: nothing hot, everything right. */
@@ -1146,7 +1117,7 @@ Test(hot, key_or_tag_larger_than_a_page_stays_cold)
     TU_OK(tc_delete(fx.c, bk, 0));
     expect_absent(h2, bk);
     free(big);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -1172,7 +1143,7 @@ Test(hot, expiry_with_the_system_clock)
     struct timespec ts = {0, 300 * 1000 * 1000};
     nanosleep(&ts, NULL);
     expect_absent(c, KEY("k"));
-    expect_clean(c);
+    tu_expect_hot_clean(c);
 }
 
 /* A write that fails and rolls back (integer overflow, wrong type) leaves
@@ -1199,7 +1170,7 @@ Test(hot, failed_write_rolls_back_and_fills_resume)
     TU_OK(tc_hot_recover(fx.c, &rec));
     cr_assert_eq(rec, 0, "no dead process to recover");
     expect_hit(fx.c, KEY("c"), TU_TEXT("cv"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* ===================================================================== */
@@ -1245,7 +1216,7 @@ Test(hot, hot_size_zero_handle_reads_cold_and_invalidates)
     expect_absent(fx.c, KEY("set"));
     expect_absent(fx.c, KEY("incr"));
     expect_absent(h0, KEY("set"));
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h0);
 }
 
@@ -1273,7 +1244,7 @@ Test(hot, segment_file_name_size_and_mode)
                  dbst.st_mode & 07777);
     cr_assert_eq(st.st_uid, dbst.st_uid, "owned by cache.db's owner");
     cr_assert(tu_exists(lock), "%s exists", lock);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* The segment takes cache.db's mode minus group/other write. */
@@ -1301,7 +1272,7 @@ Test(hotseg, segment_mode_follows_cache_db)
         expect_get(fx.c, KEY("k"), TU_TEXT("v"), NULL, TC_NO_EXPIRE);
         expect_hit(fx.c, KEY("k"), TU_TEXT("v"), NULL, TC_NO_EXPIRE);
     }
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* The mode is cache.db's whatever the creating process's umask: a 077
@@ -1322,7 +1293,7 @@ Test(hotseg, segment_mode_ignores_umask)
     struct stat st = stat_of(seg);
     cr_assert_eq(st.st_mode & 07777, 0640, "segment %o under umask 077",
                  st.st_mode & 07777);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* tc_hot_drop removes the segment; the next open recreates it, empty, and
@@ -1350,7 +1321,7 @@ Test(hotseg, drop_removes_segment_and_next_open_recreates)
     cr_assert_eq(
         expect_get(fx.c, KEY("k"), TU_TEXT("v"), TU_TEXT("t"), TU_T0 + 100), 0);
     expect_hit(fx.c, KEY("k"), TU_TEXT("v"), TU_TEXT("t"), TU_T0 + 100);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* Dropping the segment under an open handle: the handle keeps working and
@@ -1379,8 +1350,8 @@ Test(hotseg, drop_while_attached_stays_coherent)
     }
     TU_OK(tc_delete(h2, KEY("k"), 0));
     expect_absent(fx.c, KEY("k"));
-    expect_clean(fx.c);
-    expect_clean(h2);
+    tu_expect_hot_clean(fx.c);
+    tu_expect_hot_clean(h2);
     tc_close(h2);
 }
 
@@ -1409,7 +1380,7 @@ Test(hotseg, gc_removes_orphan_and_keeps_live)
     TU_OK(tc_hot_gc(&removed));
     cr_assert_eq(removed, 0, "nothing left to collect");
     cr_assert(tu_exists(seg_live));
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* A directory replaced by another one at the same path (new inode): its
@@ -1434,7 +1405,7 @@ Test(hotseg, gc_removes_segment_of_replaced_directory)
     fx.c = open_hot(to, TC_SHARDS_PLAIN, HOT);
     expect_plain(fx.c, KEY("k"), TU_TEXT("v"));
     expect_hit(fx.c, KEY("k"), TU_TEXT("v"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(fx.c);
     fx.c = NULL;
     TU_OK(tc_hot_drop(to));
@@ -1468,7 +1439,7 @@ static void check_reopened(const char *seg, uint64_t size)
     for (int i = 0; i < 50; i++)
         expect_hit(fx.c, TU_INT(i), TU_INT(i * 3), TU_TEXT("t"), TU_T0 + 500);
     cr_assert_eq((uint64_t)stat_of(seg).st_size, size);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* Garbage in place of the magic: the segment is retired and replaced. */
@@ -1522,7 +1493,7 @@ Test(hotseg, segment_of_another_cache_is_replaced)
         expect_absent(fx.c, KEY("only-other"));
     }
     expect_hit(fx.c, KEY("x"), TU_TEXT("mine"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     TU_OK(tc_hot_drop(other));
 }
 
@@ -1588,7 +1559,7 @@ static void refused_segment(void (*tamper)(const char *seg))
               "the refused segment was written to");
     free(before);
     free(after);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 static void make_group_writable(const char *seg)
@@ -1652,7 +1623,7 @@ Test(hotseg, root_creates_segment_owned_by_cache_owner)
     cr_assert_eq(stats(fx.c).attached, 1, "and root attaches to it");
     expect_plain(fx.c, KEY("k"), TU_TEXT("v"));
     expect_hit(fx.c, KEY("k"), TU_TEXT("v"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* hot size 0 on a new directory: no segment is created (the default size
@@ -1677,7 +1648,7 @@ Test(hotseg, hot_size_zero_creates_no_segment)
     cr_assert_eq(stats(fx.c).size, 64ull * MiB);
     expect_plain(fx.c, KEY("k"), TU_TEXT("v"));
     expect_hit(fx.c, KEY("k"), TU_TEXT("v"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* The hot size is a property of the cache: a later tc_set_hot_size with
@@ -1696,7 +1667,7 @@ Test(hotseg, hot_size_is_recorded_at_creation)
     cr_assert_eq((uint64_t)st.st_size, HOT);
     cr_assert_eq(st.st_ino, ino, "the segment was not replaced");
     expect_hit(fx.c, KEY("k"), TU_TEXT("v"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* ===================================================================== */
@@ -1746,7 +1717,7 @@ Test(hot, set_culled_by_its_own_inline_cull_is_not_served)
         tu_set(fx.c, KEY(k), TU_TEXT("v"));
     }
     expect_as_sqlite(fx.c, cold, 5);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(cold);
 }
 
@@ -1761,7 +1732,7 @@ Test(hot, add_culled_by_its_own_inline_cull_is_not_served)
         TU_OK(tc_add(fx.c, KEY(k), TU_TEXT("v"), TC_NO_EXPIRE, NULL, 0));
     }
     expect_as_sqlite(fx.c, cold, 5);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(cold);
 }
 
@@ -1784,7 +1755,7 @@ Test(hot, inline_cull_removes_other_hot_items)
     TU_RC(tc_contains(cold, KEY("k0")), TC_NOTFOUND);
     TU_RC(tc_contains(cold, KEY("k1")), TC_NOTFOUND);
     expect_as_sqlite(fx.c, cold, 5);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(cold);
 }
 
@@ -1817,7 +1788,7 @@ Test(hot, pickled_value_is_never_hot)
     cr_assert_eq(stats(fx.c).hits, h, "a pickle was served hot");
     tu_set(fx.c, KEY("p"), TU_TEXT("now text"));
     expect_hit(fx.c, KEY("p"), TU_TEXT("now text"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* statistics=1 needs every get counted in SQLite: such a shard reads
@@ -1840,7 +1811,7 @@ Test(hot, statistics_gets_are_counted_in_sqlite)
     /* statistics off again: hot reads resume */
     expect_get(fx.c, KEY("k"), TU_TEXT("v"), NULL, TC_NO_EXPIRE);
     expect_hit(fx.c, KEY("k"), TU_TEXT("v"), NULL, TC_NO_EXPIRE);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* LRU and LFU shards are served hot too: a hit records the access in the
@@ -1879,7 +1850,7 @@ Test(hot, lru_and_lfu_hits_are_hot_and_folded_by_cull)
                   (long long)n1);
     expect_hit(fx.c, KEY("k"), TU_TEXT("v"), NULL, TC_NO_EXPIRE);
     sqlite3_close(db);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* tc_check with fix deletes the row of a value whose file vanished; the
@@ -1900,7 +1871,7 @@ Test(hot, check_fix_removes_hot_copy)
     cr_assert_gt(warnings, 0);
     expect_absent(fx.c, KEY("big"));
     free(v);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
 
 /* Queue operations: pull removes an item another handle had hot; push
@@ -1927,7 +1898,7 @@ Test(hot, pull_removes_hot_copy)
     expect_plain(h2, &d2, TU_TEXT("two"));
     tc_value_clear(&k1);
     tc_value_clear(&k2);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -1950,8 +1921,8 @@ Test(hot, readonly_handle_reads_hot_and_follows_writes)
     expect_absent(ro, KEY("k"));
     TU_RC(tc_set(ro, KEY("k"), TU_TEXT("no"), TC_NO_EXPIRE, NULL, 0),
           TC_EREADONLY);
-    expect_clean(ro);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(ro);
+    tu_expect_hot_clean(fx.c);
     tc_close(ro);
 }
 
@@ -2038,7 +2009,7 @@ Test(hot, cold_handle_opened_before_the_segment_invalidates_it)
             expect_get(fx.c, KEY("k"), TU_INT(2), TU_TEXT("t"), TU_T0 + 500);
         else
             expect_plain(fx.c, KEY("k"), TU_INT(2));
-        expect_clean(fx.c);
+        tu_expect_hot_clean(fx.c);
         tc_close(h0);
     }
 }
@@ -2122,7 +2093,7 @@ Test(hot, threads_never_read_older_than_their_own_writes)
     cr_assert_eq(atomic_load(&bad), 0, "stale or failed reads");
     expect_plain(fx.c, KEY("ctr"), TU_INT(W * race_rounds()));
     expect_plain(h2, KEY("ctr"), TU_INT(W * race_rounds()));
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
     tc_close(h2);
 }
 
@@ -2152,5 +2123,5 @@ Test(hotseg, symlink_at_segment_name_is_never_followed)
     cr_assert(t && n == 8 && !memcmp(t, "precious", 8),
               "the symlink's target was written");
     free(t);
-    expect_clean(fx.c);
+    tu_expect_hot_clean(fx.c);
 }
