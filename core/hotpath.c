@@ -86,10 +86,13 @@ static struct tc_hot *attach(tc_cache *c, bool create)
     char id[128];
     uint64_t size, epoch;
     struct stat st;
-    if (!c->shard[0].has_meta || read_meta(c, id, sizeof id, &size, &epoch) ||
-        !id[0] || size == 0 || stat(c->shard[0].dbpath, &st) != 0)
+    if (!c->shard[0].has_meta || read_meta(c, id, sizeof id, &size, &epoch))
         return NULL;
+    /* Remembered even when no segment is attached: a change of it at a
+     * later BEGIN means one was created. */
     atomic_store(&c->hot_epoch, epoch);
+    if (!id[0] || size == 0 || stat(c->shard[0].dbpath, &st) != 0)
+        return NULL;
     struct tc_hot_params p = {
         .dir = c->dir,
         .cache_id = id,
@@ -152,13 +155,6 @@ void tc__hot_open(tc_cache *c)
     struct tc_hot *h = attach(c, c->hot_read && !c->readonly);
     const char *ms = getenv("TIERCACHE_FOREIGN_CHECK_MS");
     c->foreign_check_ms = ms && *ms ? strtoull(ms, NULL, 10) : 1000;
-    if (!h && c->shard[0].has_meta) {
-        /* No segment: remember the epoch, to notice one being created. */
-        char id[128];
-        uint64_t size, epoch;
-        if (read_meta(c, id, sizeof id, &size, &epoch) == TC_OK)
-            atomic_store(&c->hot_epoch, epoch);
-    }
     atomic_store(&c->hot, h);
     if (h) {
         (void)tc_hot_recover_dead(h);
