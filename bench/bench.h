@@ -72,6 +72,10 @@ void bench_pathf(char *out, size_t cap, const char *fmt, ...)
 void bench_mkdir(const char *path);
 /* Remove a directory tree (no error if missing). */
 void bench_rmtree(const char *path);
+/* Wait until @procs children wrote one byte each to @ready_fd, then close
+ * @go_fd so they all start at once; both descriptors are closed. Returns
+ * how many reported ready. */
+int bench_start_together(int ready_fd, int go_fd, int procs);
 /* A tiny deterministic PRNG (splitmix64). */
 uint64_t bench_rand(uint64_t *state);
 /* Remember a cache directory whose hot-tier segment must be dropped if we

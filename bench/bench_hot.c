@@ -744,9 +744,8 @@ static void scale_once(const char *dir, const struct ftab *ft,
                        const struct hkeys *ks, bool tc, bool one_key, long ops,
                        int procs, struct hs_proc *res)
 {
-    int ready[2], go[2], p, nready = 0;
+    int ready[2], go[2], p;
     pid_t pids[2];
-    char b[2];
 
     memset(res, 0, sizeof(*res) * (size_t)procs);
     if (pipe(ready) || pipe(go))
@@ -765,14 +764,7 @@ static void scale_once(const char *dir, const struct ftab *ft,
     }
     close(ready[1]);
     close(go[0]);
-    while (nready < procs) {
-        ssize_t got = read(ready[0], b, sizeof(b));
-        if (got <= 0)
-            break;
-        nready += (int)got;
-    }
-    close(go[1]); /* start */
-    close(ready[0]);
+    (void)bench_start_together(ready[0], go[1], procs);
     for (p = 0; p < procs; p++) {
         int st;
         if (waitpid(pids[p], &st, 0) < 0 || !WIFEXITED(st) ||

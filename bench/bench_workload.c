@@ -257,7 +257,6 @@ static void run_tc(const struct bench_opts *o, int procs, const char *dir,
     struct wl_data d[WL_PROCS];
     int ready[2], go[2], p, nready = 0, failed = 0;
     pid_t pids[WL_PROCS];
-    char b[WL_PROCS];
 
     bench_mkdir(dir);
     bench_track_segment(dir);
@@ -288,14 +287,7 @@ static void run_tc(const struct bench_opts *o, int procs, const char *dir,
     }
     close(ready[1]);
     close(go[0]);
-    while (nready < procs) {
-        ssize_t got = read(ready[0], b, sizeof(b));
-        if (got <= 0)
-            break;
-        nready += (int)got;
-    }
-    close(go[1]); /* start */
-    close(ready[0]);
+    nready = bench_start_together(ready[0], go[1], procs);
     for (p = 0; p < procs; p++) {
         int st;
         if (waitpid(pids[p], &st, 0) < 0 || !WIFEXITED(st) ||

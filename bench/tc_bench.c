@@ -90,6 +90,21 @@ void bench_rmtree(const char *path)
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+int bench_start_together(int ready_fd, int go_fd, int procs)
+{
+    int nready = 0;
+    char b[16];
+    while (nready < procs) {
+        ssize_t got = read(ready_fd, b, sizeof(b));
+        if (got <= 0)
+            break;
+        nready += (int)got;
+    }
+    close(go_fd); /* start */
+    close(ready_fd);
+    return nready;
+}
+
 void bench_track_segment(const char *dir)
 {
     if (nseg_dirs == (int)(sizeof(seg_dirs) / sizeof(seg_dirs[0])))
