@@ -678,9 +678,8 @@ int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
     }
     CHECK(tc__check_key(key));
     tc_item it = TC_ITEM_INIT; /* only past the hot tier: hits stay cheap */
-    int rc = key_plausible(key)
-                 ? op_get_missed(c, shard_of(c, key), key, &it, flags)
-                 : tc__op_get(c, shard_of(c, key), key, &it, flags);
+    /* A valid key is plausible: the hot tier was already asked. */
+    int rc = op_get_missed(c, shard_of(c, key), key, &it, flags);
     if (rc)
         return rc;
     *len = it.value.len;
