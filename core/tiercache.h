@@ -157,6 +157,12 @@ typedef struct tc_item {
  * Empty keys are valid, as in python-diskcache. */
 #define TC_MAX_KEY_BYTES (1u << 20)
 
+/* tc_is_text - 1 if @len bytes at @ptr are strict UTF-8 (no overlong
+ * forms, no surrogates, at most U+10FFFF): what python's str codec accepts
+ * and what a TC_TEXT datum must hold. Bindings use it to choose TEXT or
+ * BYTES for a string. */
+TC_API int tc_is_text(const void *ptr, size_t len);
+
 /* Helpers to build tc_data from C values (the result borrows its input). */
 TC_API tc_data tc_bytes(const void *ptr, size_t len);
 TC_API tc_data tc_text(const char *nul_terminated);

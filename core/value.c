@@ -137,6 +137,11 @@ bool tc__utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
+int tc_is_text(const void *ptr, size_t len)
+{
+    return len == 0 || tc__utf8_valid(ptr, len);
+}
+
 size_t tc__utf8_chars(const unsigned char *s, size_t n)
 {
     size_t chars = 0;

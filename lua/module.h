@@ -1,0 +1,224 @@
+/*
+ * module.h - what the parts of the Lua module share.
+ *
+ * The module is one C library, `require "tiercache"`, built from the same
+ * sources for Lua 5.4 and LuaJIT 2.1. Its parts:
+ *   module.c   luaopen_tiercache, constructors, version/now, metatables
+ *   args.c     argument and option checking, error objects
+ *   value.c    Lua values <-> tiercache typed data, file handles
+ *   cache.c    Cache and FanoutCache methods (python-diskcache semantics)
+ *   django.c   DjangoCache (Django's cache API over a FanoutCache)
+ *   memoize.c  memoize keys and the memoizing wrapper
+ *   mpack.c    MessagePack for booleans and tables
+ */
+#ifndef TCL_MODULE_H
+#define TCL_MODULE_H
+
+#include <stdint.h>
+
+#include "compat.h"
+#include "mpack.h"
+#include "tiercache.h"
+
+/* The three kinds of cache object; each has its own metatable. */
+enum tcl_kind { TCL_CACHE = 1, TCL_FANOUT = 2, TCL_DJANGO = 3 };
+
+/* The userdata behind every cache object. */
+typedef struct tcl_cache {
+    tc_cache *c; /* NULL once closed */
+    int kind;    /* enum tcl_kind */
+    /* DjangoCache only: Django's TIMEOUT, KEY_PREFIX and VERSION. */
+    int dj_never; /* TIMEOUT = false: items never expire */
+    double dj_timeout;
+    int64_t dj_version;
+    char *dj_prefix;
+} tcl_cache;
+
+/* Registry names of the metatables. */
+#define TCL_MT_CACHE   "tiercache.Cache"
+#define TCL_MT_FANOUT  "tiercache.FanoutCache"
+#define TCL_MT_DJANGO  "tiercache.DjangoCache"
+#define TCL_MT_ERROR   "tiercache.Error"
+#define TCL_MT_ITER    "tiercache.Iterator"
+/* Registry slot of io.open, captured at load (a script may replace io). */
+#define TCL_IO_OPEN "tiercache.io_open"
+
+/* ---- args.c ------------------------------------------------------------ */
+
+/* "Cache", "FanoutCache" or "DjangoCache". */
+const char *tcl_kind_name(int kind);
+
+/*
+ * tcl_self - the open cache object at index 1 for method @method; raises
+ * "Cache.get: expected a cache object" or "Cache.get: cache is closed".
+ * @kinds: bit mask (1 << kind) of the kinds that have this method.
+ */
+tcl_cache *tcl_self(lua_State *L, const char *method, unsigned kinds);
+#define TCL_K(k)     (1u << (k))
+#define TCL_K_CORE   (TCL_K(TCL_CACHE) | TCL_K(TCL_FANOUT))
+#define TCL_K_ALL    (TCL_K_CORE | TCL_K(TCL_DJANGO))
+#define TCL_K_FANOUT (TCL_K(TCL_FANOUT) | TCL_K(TCL_DJANGO))
+
+/* tcl_argerror - raise "<Kind>.<method>: <arg>: <message>". */
+int tcl_argerror(lua_State *L, const tcl_cache *o, const char *method,
+                 const char *arg, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/*
+ * tcl_opts - check the option table at @idx (nil or none is allowed):
+ * every key must be a string in the NULL-terminated @allowed list. Returns
+ * 1 if there is a table, 0 if not. Raises on a non-table or unknown name.
+ */
+int tcl_opts(lua_State *L, int idx, const tcl_cache *o, const char *method,
+             const char *const *allowed);
+/* Option readers: the field's value, or @dflt when absent (nil). */
+int tcl_opt_bool(lua_State *L, int idx, const tcl_cache *o,
+                 const char *method, const char *name, int dflt);
+/* Pushes the field (nil when absent or when there is no table). */
+void tcl_opt_push(lua_State *L, int idx, const char *name);
+
+/*
+ * tcl_raise - raise the error of tiercache return code @rc as an error
+ * object {code, message}: code "Timeout" for TC_EBUSY, else the return
+ * code's name ("EIO", "ECORRUPT", ...). Never returns.
+ */
+int tcl_raise(lua_State *L, const tcl_cache *o, const char *method, int rc);
+/* tcl_raise_code - raise an error object with this code and message. */
+int tcl_raise_code(lua_State *L, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- value.c ----------------------------------------------------------- */
+
+/* A tc_data built from a Lua value, with the storage it points into. */
+typedef struct tcl_datum {
+    tc_data d;
+    int64_t i;
+    double f;
+    tcl_buf mp; /* MessagePack bytes for booleans and tables */
+} tcl_datum;
+
+/*
+ * tcl_key - convert the key at @idx (string, integer or float; NaN is an
+ * error) into @out. Raises naming @method and @arg on bad input.
+ */
+void tcl_key(lua_State *L, int idx, const tcl_cache *o, const char *method,
+             const char *arg, tcl_datum *out);
+/*
+ * tcl_value - convert a value (string, number, boolean, table) into @out.
+ * Tables and booleans become MessagePack in out->mp, which the caller
+ * releases with tcl_datum_free (also on error paths before raising).
+ * Returns 0, or -1 with a message in @err (nothing to free).
+ */
+int tcl_value(lua_State *L, int idx, tcl_datum *out, char *err,
+              size_t errlen);
+/* tcl_value_check - tcl_value that raises (naming method/arg) on error. */
+void tcl_value_check(lua_State *L, int idx, const tcl_cache *o,
+                     const char *method, const char *arg, tcl_datum *out);
+/* tcl_tag - like tcl_key, for a tag; returns 0 when the tag is nil. */
+int tcl_tag(lua_State *L, int idx, const tcl_cache *o, const char *method,
+            tcl_datum *out);
+void tcl_datum_free(tcl_datum *d);
+
+/*
+ * tcl_push_value - push a value read from the cache. Returns 0, or -1 with
+ * a message in @err (a corrupt MessagePack value); nothing pushed then.
+ */
+int tcl_push_value(lua_State *L, const tc_value *v, char *err, size_t errlen);
+/* tcl_push_expire - push an expire_time: a float, or nil for never. */
+void tcl_push_expire(lua_State *L, double expire_time);
+
+/* tcl_expire_arg - seconds from now at @idx: nil/false/none = never. */
+double tcl_expire_arg(lua_State *L, int idx, const tcl_cache *o,
+                      const char *method, const char *arg);
+
+/* tcl_file_fd - the descriptor of the Lua file handle at @idx, positioned
+ * where the handle's reader is; -1 if @idx is not a file handle. */
+int tcl_file_fd(lua_State *L, int idx);
+/* tcl_push_fd_file - push a Lua file handle for reading on @fd (which is
+ * closed; the handle has its own descriptor). Returns 0 or -1. */
+int tcl_push_fd_file(lua_State *L, int fd);
+
+/* ---- cache.c / django.c / memoize.c ------------------------------------ */
+
+/* Method tables (name -> C function), registered by module.c. */
+extern const luaL_Reg tcl_cache_methods[];
+extern const luaL_Reg tcl_fanout_methods[];
+extern const luaL_Reg tcl_django_methods[];
+
+/* cache.c: the methods (self at 1, arguments in diskcache's order), also
+ * called by django.c after it rewrites its arguments. */
+int tcl_m_set(lua_State *L);
+int tcl_m_add(lua_State *L);
+int tcl_m_get(lua_State *L);
+int tcl_m_read(lua_State *L);
+int tcl_m_pop(lua_State *L);
+int tcl_m_delete(lua_State *L);
+int tcl_m_touch(lua_State *L);
+int tcl_m_contains(lua_State *L);
+int tcl_m_incr(lua_State *L);
+int tcl_m_decr(lua_State *L);
+int tcl_m_push(lua_State *L);
+int tcl_m_pull(lua_State *L);
+int tcl_m_peek(lua_State *L);
+int tcl_m_peekitem(lua_State *L);
+int tcl_m_expire(lua_State *L);
+int tcl_m_evict(lua_State *L);
+int tcl_m_clear(lua_State *L);
+int tcl_m_cull(lua_State *L);
+int tcl_m_check(lua_State *L);
+int tcl_m_stats(lua_State *L);
+int tcl_m_volume(lua_State *L);
+int tcl_m_len(lua_State *L);
+int tcl_m_reset(lua_State *L);
+int tcl_m_create_tag_index(lua_State *L);
+int tcl_m_drop_tag_index(lua_State *L);
+int tcl_m_keys(lua_State *L);
+int tcl_m_iterkeys(lua_State *L);
+int tcl_m_transact(lua_State *L);
+int tcl_m_memoize(lua_State *L);
+int tcl_m_close(lua_State *L);
+int tcl_m_subcache(lua_State *L);
+int tcl_m_subdeque(lua_State *L);
+int tcl_m_subindex(lua_State *L);
+/* cache.c: __gc of iterator states. */
+int tcl_iter_gc(lua_State *L);
+
+/* django.c: the DjangoCache constructor. */
+int tcl_new_django(lua_State *L);
+
+/*
+ * tcl_open - open @dir as @kind with the settings table at @settings_idx
+ * (0: none) and push the new object. @django_opts: accept Django's ignored
+ * OPTIONS names (MAX_ENTRIES, CULL_FREQUENCY). Raises on error.
+ */
+tcl_cache *tcl_open(lua_State *L, int kind, const char *dir,
+                    int settings_idx, int shards, double timeout,
+                    int django_opts, const char *who);
+
+/*
+ * tcl_memoize_push - push the memoizing decorator for the cache object at
+ * index 1 (memoize.c). The decorator, called with a function, returns the
+ * memoized function, which reads and writes through the object's own
+ * get and set methods: obj:get(key, <miss>, getopts) and
+ * obj:set(key, result, <expire>, setopts).
+ * @name_idx: the name (string, or nil: "<source>:<line>" of the function).
+ * @expire_idx: the expire/timeout argument, passed to set as given.
+ * @opts_idx: the option table (typed, tag, ignore, and for DjangoCache
+ *            version), already checked by the caller.
+ */
+int tcl_memoize_push(lua_State *L, const tcl_cache *o, int name_idx,
+                     int expire_idx, int opts_idx);
+
+/*
+ * tcl_memoize_key - push the memoize key for @name and the @n arguments
+ * starting at stack index @first: "<name>:<count>:<hex>", where count is
+ * the number of arguments kept and hex the lowercase hex of the canonical
+ * MessagePack encoding (map keys sorted) of the kept arguments, each
+ * replaced by {type, value} when @typed. @ignore_idx: a table of 1-based
+ * positions to leave out (0: none). Raises on arguments that cannot be
+ * encoded (functions, cycles).
+ */
+void tcl_memoize_key(lua_State *L, const char *who, const char *name,
+                     int first, int n, int typed, int ignore_idx);
+
+#endif /* TCL_MODULE_H */
