@@ -9,6 +9,11 @@ PACKAGES=(
   libcriterion-dev
   python3 python3-diskcache
   valgrind clang clang-format
+  lua5.4 liblua5.4-dev
+  # OpenResty's LuaJIT fork: libnginx-mod-http-lua needs it and replaces
+  # Debian's luajit packages, so these two are the ones to ask for.
+  luajit2 libluajit2-5.1-dev
+  nginx libnginx-mod-http-lua curl
 )
 
 missing=()
