@@ -30,27 +30,32 @@ const char *tcl_kind_name(int kind)
  * in a field so one rawget tells. */
 static int kind_of(lua_State *L, int idx)
 {
-    if (!lua_getmetatable(L, idx))
+    const tcl_cache *o = lua_touserdata(L, idx);
+
+    if (!o || lua_type(L, idx) != LUA_TUSERDATA ||
+        tcl_rawlen(L, idx) < sizeof *o || o->magic != TCL_MAGIC)
         return 0;
-    lua_pushliteral(L, "__tcl_kind");
-    lua_rawget(L, -2);
-    int kind = (int)lua_tointeger(L, -1);
-    lua_pop(L, 2);
-    return kind;
+    return o->kind;
 }
 
-tcl_cache *tcl_self(lua_State *L, const char *method, unsigned kinds)
+tcl_cache *tcl_self_closed(lua_State *L, const char *method, unsigned kinds)
 {
     tcl_cache *o = lua_touserdata(L, 1);
     int kind = o ? kind_of(L, 1) : 0;
 
     if (!kind || !(kinds & TCL_K(kind)))
-        luaL_error(L, "%s: expected a cache object as self (use ':' to call "
-                      "methods), got %s",
+        luaL_error(L,
+                   "%s: expected a cache object as self (use ':' to call "
+                   "methods), got %s",
                    method, luaL_typename(L, 1));
+    return o;
+}
+
+tcl_cache *tcl_self(lua_State *L, const char *method, unsigned kinds)
+{
+    tcl_cache *o = tcl_self_closed(L, method, kinds);
     if (!o->c)
-        luaL_error(L, "%s.%s: cache is closed", tcl_kind_name(o->kind),
-                   method);
+        luaL_error(L, "%s.%s: cache is closed", tcl_kind_name(o->kind), method);
     return o;
 }
 
@@ -63,8 +68,9 @@ int tcl_argerror(lua_State *L, const tcl_cache *o, const char *method,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return luaL_error(L, "%s.%s: %s: %s", o ? tcl_kind_name(o->kind) : "tiercache",
-                      method, arg, msg);
+    return luaL_error(L, "%s.%s: %s: %s",
+                      o ? tcl_kind_name(o->kind) : "tiercache", method, arg,
+                      msg);
 }
 
 int tcl_opts(lua_State *L, int idx, const tcl_cache *o, const char *method,
@@ -103,8 +109,8 @@ void tcl_opt_push(lua_State *L, int idx, const char *name)
         lua_pushnil(L);
 }
 
-int tcl_opt_bool(lua_State *L, int idx, const tcl_cache *o,
-                 const char *method, const char *name, int dflt)
+int tcl_opt_bool(lua_State *L, int idx, const tcl_cache *o, const char *method,
+                 const char *name, int dflt)
 {
     int v = dflt;
 

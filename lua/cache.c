@@ -7,7 +7,6 @@
  * Timeout error object from a Cache; a FanoutCache and a DjangoCache
  * swallow it and return the default or false, as diskcache does.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,30 +41,31 @@ static void push_item_value(lua_State *L, const tcl_cache *o, const char *m,
     }
 }
 
-/* Push the tag of an item (nil when it has none). */
+/* Push the tag of an item (nil when it has none); the item is kept. */
 static void push_tag(lua_State *L, const tcl_cache *o, const char *m,
                      tc_item *it)
 {
-    if (it->tag.type == TC_NONE)
+    char err[160];
+
+    if (it->tag.type == TC_NONE) {
         lua_pushnil(L);
-    else
-        push_item_value(L, o, m, it);
+    } else if (tcl_push_value(L, &it->tag, err, sizeof err) != 0) {
+        tc_item_clear(it);
+        tcl_raise_code(L, "ECORRUPT", "%s.%s: stored tag: %s",
+                       tcl_kind_name(o->kind), m, err);
+    }
 }
 
-/* Read a whole descriptor into memory (push(read = true) has no fd form). */
-static int slurp_fd(int fd, tcl_buf *out)
+/* Push the key of an item (pull, peek, peekitem); the item is kept. */
+static void push_key(lua_State *L, const tcl_cache *o, const char *m,
+                     tc_item *it)
 {
-    char chunk[65536];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return 0;
-        if (tcl_buf_append(out, chunk, (size_t)n) != 0)
-            return -1;
+    char err[160];
+
+    if (tcl_push_value(L, &it->key, err, sizeof err) != 0) {
+        tc_item_clear(it);
+        tcl_raise_code(L, "ECORRUPT", "%s.%s: stored key: %s",
+                       tcl_kind_name(o->kind), m, err);
     }
 }
 
@@ -109,20 +109,20 @@ static int store(lua_State *L, int add)
     if (read) {
         int fd = tcl_file_fd(L, 3);
         if (fd < 0)
-            return tcl_argerror(L, o, m, "value",
-                                "with read = true, expected a file handle, "
-                                "got %s",
-                                luaL_typename(L, 3));
+            return tcl_argerror(
+                L, o, m, "value",
+                "with read = true, expected an open file handle, got %s",
+                luaL_typename(L, 3));
         rc = add ? add_fd(o->c, &key.d, fd, expire, has_tag ? &tag.d : NULL,
                           flags)
-                 : tc_set_fd(o->c, &key.d, fd, expire,
-                             has_tag ? &tag.d : NULL, flags);
+                 : tc_set_fd(o->c, &key.d, fd, expire, has_tag ? &tag.d : NULL,
+                             flags);
     } else {
         tcl_value_check(L, 3, o, m, "value", &val);
-        rc = add ? tc_add(o->c, &key.d, &val.d, expire,
-                          has_tag ? &tag.d : NULL, flags)
-                 : tc_set(o->c, &key.d, &val.d, expire,
-                          has_tag ? &tag.d : NULL, flags);
+        rc = add ? tc_add(o->c, &key.d, &val.d, expire, has_tag ? &tag.d : NULL,
+                          flags)
+                 : tc_set(o->c, &key.d, &val.d, expire, has_tag ? &tag.d : NULL,
+                          flags);
         tcl_datum_free(&val);
     }
     if (rc == TC_OK || rc == TC_EXISTS || swallowed(o, rc)) {
@@ -168,15 +168,8 @@ static int push_found(lua_State *L, const tcl_cache *o, const char *m,
     push_item_value(L, o, m, it);
     if (want_exp)
         tcl_push_expire(L, it->expire_time);
-    if (want_tag) {
-        tc_value v = it->value;
-        it->value = it->tag; /* push_tag pushes it->value */
-        it->tag = v;
-        if (it->value.type == TC_NONE)
-            lua_pushnil(L);
-        else
-            push_item_value(L, o, m, it);
-    }
+    if (want_tag)
+        push_tag(L, o, m, it);
     tc_item_clear(it);
     return 1 + want_exp + want_tag;
 }
@@ -256,12 +249,8 @@ int tcl_m_get(lua_State *L)
             }
             if (want_exp)
                 tcl_push_expire(L, it.expire_time);
-            if (want_tag) {
-                tc_value v = it.value;
-                it.value = it.tag;
-                it.tag = v;
+            if (want_tag)
                 push_tag(L, o, "get", &it);
-            }
             tc_item_clear(&it);
             return 1 + want_exp + want_tag;
         }
@@ -369,8 +358,8 @@ int tcl_m_contains(lua_State *L)
 }
 
 /* A number argument for incr: integer or float datum. */
-static void number_arg(lua_State *L, int idx, const tcl_cache *o,
-                       const char *m, const char *arg, tcl_datum *out)
+static void number_arg(lua_State *L, int idx, const tcl_cache *o, const char *m,
+                       const char *arg, tcl_datum *out)
 {
     if (lua_type(L, idx) != LUA_TNUMBER)
         tcl_argerror(L, o, m, arg, "expected a number, got %s",
@@ -428,9 +417,9 @@ static int incr_common(lua_State *L, int sign)
         return 1;
     }
     if (rc == TC_NOTFOUND) {
-        lua_pushfstring(L, "%s.%s: key ", tcl_kind_name(o->kind), m);
+        lua_pushfstring(L, "%s.%s: key '", tcl_kind_name(o->kind), m);
         tcl_tostring(L, 2);
-        lua_pushliteral(L, " not found");
+        lua_pushliteral(L, "' not found");
         lua_concat(L, 3);
         return lua_error(L);
     }
@@ -451,10 +440,10 @@ int tcl_m_decr(lua_State *L)
 
 /* ---- queues (plain Cache only) ----------------------------------------- */
 
-static const char *const O_PUSH[] = {"prefix", "side", "expire", "read",
+static const char *const O_PUSH[] = {"prefix", "side",  "expire", "read",
                                      "tag",    "retry", NULL};
-static const char *const O_PULL[] = {"prefix", "default", "side",
-                                     "expire_time", "tag", "retry", NULL};
+static const char *const O_PULL[] = {"prefix", "default", "side", "expire_time",
+                                     "tag",    "retry",   NULL};
 
 static int side_opt(lua_State *L, int opts, const tcl_cache *o, const char *m,
                     int dflt)
@@ -468,8 +457,8 @@ static int side_opt(lua_State *L, int opts, const tcl_cache *o, const char *m,
         else if (strcmp(s, "front") == 0)
             side = TC_FRONT;
         else
-            tcl_argerror(L, o, m, "side", "expected 'front' or 'back', got '%s'",
-                         s);
+            tcl_argerror(L, o, m, "side",
+                         "expected 'front' or 'back', got '%s'", s);
     } else if (!lua_isnil(L, -1)) {
         tcl_argerror(L, o, m, "side", "expected 'front' or 'back', got %s",
                      luaL_typename(L, -1));
@@ -494,6 +483,30 @@ static const char *prefix_opt(lua_State *L, int opts, const tcl_cache *o,
     return p;
 }
 
+/* push while reading a file: diskcache's push(read=True) stores a file
+ * whatever its size. The C API has no push-from-fd, so push a placeholder
+ * and replace it in one transaction (an update keeps the key). */
+static int push_fd(tc_cache *c, int fd, const char *prefix, int side,
+                   double expire, const tc_data *tag, tc_value *key,
+                   unsigned flags)
+{
+    int rc = tc_begin(c, flags);
+    if (rc)
+        return rc;
+    tc_data empty = tc_bytes("", 0);
+    rc = tc_push(c, &empty, prefix, side, expire, tag, key, flags);
+    if (rc == TC_OK) {
+        tc_data k = key->type == TC_INT ? tc_int(&key->i)
+                                        : tc_textn(key->ptr, key->len);
+        rc = tc_set_fd(c, &k, fd, expire, tag, flags);
+    }
+    if (rc == TC_OK)
+        return tc_commit(c);
+    tc_rollback(c);
+    tc_value_clear(key);
+    return rc;
+}
+
 int tcl_m_push(lua_State *L)
 {
     lua_settop(L, 3);
@@ -514,23 +527,18 @@ int tcl_m_push(lua_State *L)
     if (read) {
         int fd = tcl_file_fd(L, 2);
         if (fd < 0)
-            return tcl_argerror(L, o, "push", "value",
-                                "with read = true, expected a file handle, "
-                                "got %s",
-                                luaL_typename(L, 2));
-        val.mp = (tcl_buf){NULL, 0, 0};
-        if (slurp_fd(fd, &val.mp) != 0) {
-            tcl_datum_free(&val);
-            return tcl_raise_code(L, "EIO", "Cache.push: reading the file: %s",
-                                  strerror(errno));
-        }
-        val.d = tc_bytes(val.mp.ptr, val.mp.len);
+            return tcl_argerror(
+                L, o, "push", "value",
+                "with read = true, expected an open file handle, got %s",
+                luaL_typename(L, 2));
+        rc = push_fd(o->c, fd, prefix, side, expire, has_tag ? &tag.d : NULL,
+                     &key, flags);
     } else {
         tcl_value_check(L, 2, o, "push", "value", &val);
+        rc = tc_push(o->c, &val.d, prefix, side, expire,
+                     has_tag ? &tag.d : NULL, &key, flags);
+        tcl_datum_free(&val);
     }
-    rc = tc_push(o->c, &val.d, prefix, side, expire, has_tag ? &tag.d : NULL,
-                 &key, flags);
-    tcl_datum_free(&val);
     if (rc != TC_OK)
         return tcl_raise(L, o, "push", rc);
     char err[160];
@@ -557,13 +565,7 @@ static int pull_common(lua_State *L, int remove)
     int rc = remove ? tc_pull(o->c, prefix, side, &it, flags)
                     : tc_peek(o->c, prefix, side, &it, flags);
     if (rc == TC_OK) {
-        tc_value v = it.value;
-        it.value = it.key;
-        it.key = v;
-        push_item_value(L, o, m, &it); /* the key */
-        v = it.value;
-        it.value = it.key;
-        it.key = v;
+        push_key(L, o, m, &it);
         return 1 + push_found(L, o, m, &it, want_exp, want_tag);
     }
     if (rc == TC_NOTFOUND) {
@@ -600,13 +602,7 @@ int tcl_m_peekitem(lua_State *L)
     unsigned flags = retry_flag(L, 3, o, "peekitem");
     int rc = tc_peekitem(o->c, last, &it, flags);
     if (rc == TC_OK) {
-        tc_value v = it.value;
-        it.value = it.key;
-        it.key = v;
-        push_item_value(L, o, "peekitem", &it);
-        v = it.value;
-        it.value = it.key;
-        it.key = v;
+        push_key(L, o, "peekitem", &it);
         return 1 + push_found(L, o, "peekitem", &it, want_exp, want_tag);
     }
     if (rc == TC_NOTFOUND)
@@ -617,7 +613,8 @@ int tcl_m_peekitem(lua_State *L)
 /* ---- bulk maintenance -------------------------------------------------- */
 
 /* A FanoutCache keeps going through busy shards, as diskcache's retry
- * loop does; a Cache raises Timeout. */
+ * loop does; a Cache raises Timeout (diskcache's retry=False default).
+ * (Also used by check and transact, defined below.) */
 static unsigned bulk_flags(const tcl_cache *o)
 {
     return o->kind == TCL_CACHE ? 0 : TC_RETRY;
@@ -660,17 +657,17 @@ int tcl_m_evict(lua_State *L)
     uint64_t n = 0;
 
     if (!tcl_tag(L, 2, o, "evict", &tag))
-        return tcl_argerror(L, o, "evict", "tag", "expected a string or a "
-                                                  "number, got nil");
-    return push_count(L, o, "evict",
-                      tc_evict(o->c, &tag.d, &n, bulk_flags(o)), &n);
+        return tcl_argerror(L, o, "evict", "tag",
+                            "expected a string or a number, got nil");
+    return push_count(L, o, "evict", tc_evict(o->c, &tag.d, &n, bulk_flags(o)),
+                      &n);
 }
 
 int tcl_m_clear(lua_State *L)
 {
     tcl_cache *o = tcl_self(L, "clear", TCL_K_ALL);
     uint64_t n = 0;
-    int rc = tc_clear(o->c, &n, bulk_flags(o) | TC_RETRY);
+    int rc = tc_clear(o->c, &n, bulk_flags(o));
     if (o->kind == TCL_DJANGO)
         return rc == TC_OK ? 0 : tcl_raise(L, o, "clear", rc);
     return push_count(L, o, "clear", rc, &n);
@@ -722,7 +719,7 @@ int tcl_m_check(lua_State *L)
     uint64_t count = 0;
 
     int fix = lua_toboolean(L, 2);
-    int rc = tc_check(o->c, fix, collect_warning, &w, &count, TC_RETRY);
+    int rc = tc_check(o->c, fix, collect_warning, &w, &count, bulk_flags(o));
     if (rc == TC_OK && !w.oom) {
         lua_createtable(L, (int)w.n, 0);
         for (size_t i = 0; i < w.n; i++) {
@@ -777,7 +774,11 @@ int tcl_m_reset(lua_State *L)
     char err[160];
     int rc;
 
-    const char *name = luaL_checkstring(L, 2);
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return tcl_argerror(L, o, "reset", "setting",
+                            "expected a setting name, got %s",
+                            luaL_typename(L, 2));
+    const char *name = lua_tostring(L, 2);
     if (!lua_isnoneornil(L, 3)) {
         tcl_datum d;
         if (lua_isboolean(L, 3)) {
@@ -847,7 +848,8 @@ static int iter_step(lua_State *L)
     if (!o->c) {
         tc_iter_close(s->it);
         s->it = NULL;
-        return luaL_error(L, "%s.keys: cache is closed", tcl_kind_name(o->kind));
+        return luaL_error(L, "%s.keys: cache is closed",
+                          tcl_kind_name(o->kind));
     }
     for (;;) {
         int rc = tc_iter_next(s->it, &key);
@@ -904,9 +906,13 @@ int tcl_m_iterkeys(lua_State *L)
 int tcl_m_transact(lua_State *L)
 {
     tcl_cache *o = tcl_self(L, "transact", TCL_K_CORE);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (lua_type(L, 2) != LUA_TFUNCTION)
+        return tcl_argerror(L, o, "transact", "fn",
+                            "expected a function, got %s", luaL_typename(L, 2));
     lua_settop(L, 2);
-    int rc = tc_begin(o->c, TC_RETRY);
+    /* A Cache raises Timeout (diskcache's transact(retry=False)); a
+     * FanoutCache waits (its transact asserts retry=True). */
+    int rc = tc_begin(o->c, bulk_flags(o));
     if (rc != TC_OK)
         return tcl_raise(L, o, "transact", rc);
     lua_pushvalue(L, 2);
@@ -934,8 +940,9 @@ int tcl_m_memoize(lua_State *L)
 
 int tcl_m_close(lua_State *L)
 {
-    tcl_cache *o = lua_touserdata(L, 1);
-    tcl_self(L, "close", TCL_K_ALL); /* type check (raises if closed) */
+    /* Closing twice is harmless, as in diskcache (and <close> after an
+     * explicit close). */
+    tcl_cache *o = tcl_self_closed(L, "close", TCL_K_ALL);
     tc_close(o->c);
     o->c = NULL;
     return 0;
@@ -956,8 +963,8 @@ static void check_subname(lua_State *L, const tcl_cache *o, const char *m,
         size_t n = e ? (size_t)(e - p) : strlen(p);
         if (n == 0 || (n == 1 && p[0] == '.') ||
             (n == 2 && p[0] == '.' && p[1] == '.'))
-            tcl_argerror(L, o, m, "name",
-                         "'%s' has an empty, '.' or '..' part", name);
+            tcl_argerror(L, o, m, "name", "'%s' has an empty, '.' or '..' part",
+                         name);
         p += n;
         if (*p == '/')
             p++;
@@ -967,7 +974,10 @@ static void check_subname(lua_State *L, const tcl_cache *o, const char *m,
 int tcl_m_subcache(lua_State *L)
 {
     tcl_cache *o = tcl_self(L, "cache", TCL_K_FANOUT);
-    const char *name = luaL_checkstring(L, 2);
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return tcl_argerror(L, o, "cache", "name", "expected a string, got %s",
+                            luaL_typename(L, 2));
+    const char *name = lua_tostring(L, 2);
     check_subname(L, o, "cache", name);
     /* One object per name, kept in the parent's user value table. */
     tcl_getuservalue(L, 1);
@@ -1002,37 +1012,29 @@ int tcl_m_subindex(lua_State *L)
 /* ---- method tables ------------------------------------------------------ */
 
 /* The methods Cache and FanoutCache share. */
-#define CORE_METHODS \
-    {"set", tcl_m_set}, \
-    {"add", tcl_m_add}, \
-    {"get", tcl_m_get}, \
-    {"read", tcl_m_read}, \
-    {"touch", tcl_m_touch}, \
-    {"incr", tcl_m_incr}, \
-    {"decr", tcl_m_decr}, \
-    {"pop", tcl_m_pop}, \
-    {"delete", tcl_m_delete}, \
-    {"contains", tcl_m_contains}, \
-    {"expire", tcl_m_expire}, \
-    {"evict", tcl_m_evict}, \
-    {"clear", tcl_m_clear}, \
-    {"cull", tcl_m_cull}, \
-    {"check", tcl_m_check}, \
-    {"stats", tcl_m_stats}, \
-    {"volume", tcl_m_volume}, \
-    {"len", tcl_m_len}, \
-    {"keys", tcl_m_keys}, \
-    {"transact", tcl_m_transact}, \
-    {"memoize", tcl_m_memoize}, \
-    {"create_tag_index", tcl_m_create_tag_index}, \
-    {"drop_tag_index", tcl_m_drop_tag_index}, \
-    {"reset", tcl_m_reset}, \
-    {"close", tcl_m_close}
+#define CORE_METHODS                                                          \
+    {"set", tcl_m_set}, {"add", tcl_m_add}, {"get", tcl_m_get},               \
+        {"read", tcl_m_read}, {"touch", tcl_m_touch}, {"incr", tcl_m_incr},   \
+        {"decr", tcl_m_decr}, {"pop", tcl_m_pop}, {"delete", tcl_m_delete},   \
+        {"contains", tcl_m_contains}, {"expire", tcl_m_expire},               \
+        {"evict", tcl_m_evict}, {"clear", tcl_m_clear}, {"cull", tcl_m_cull}, \
+        {"check", tcl_m_check}, {"stats", tcl_m_stats},                       \
+        {"volume", tcl_m_volume}, {"len", tcl_m_len}, {"keys", tcl_m_keys},   \
+        {"transact", tcl_m_transact}, {"memoize", tcl_m_memoize},             \
+        {"create_tag_index", tcl_m_create_tag_index},                         \
+        {"drop_tag_index", tcl_m_drop_tag_index}, {"reset", tcl_m_reset},     \
+    {                                                                         \
+        "close", tcl_m_close                                                  \
+    }
 
-const luaL_Reg tcl_cache_methods[] = {
-    CORE_METHODS,          {"push", tcl_m_push},         {"pull", tcl_m_pull},
-    {"peek", tcl_m_peek},      {"peekitem", tcl_m_peekitem}, {"iterkeys", tcl_m_iterkeys},
-    {"__len", tcl_m_len},      {NULL, NULL}};
+const luaL_Reg tcl_cache_methods[] = {CORE_METHODS,
+                                      {"push", tcl_m_push},
+                                      {"pull", tcl_m_pull},
+                                      {"peek", tcl_m_peek},
+                                      {"peekitem", tcl_m_peekitem},
+                                      {"iterkeys", tcl_m_iterkeys},
+                                      {"__len", tcl_m_len},
+                                      {NULL, NULL}};
 
 const luaL_Reg tcl_fanout_methods[] = {CORE_METHODS,
                                        {"cache", tcl_m_subcache},
@@ -1040,4 +1042,3 @@ const luaL_Reg tcl_fanout_methods[] = {CORE_METHODS,
                                        {"index", tcl_m_subindex},
                                        {"__len", tcl_m_len},
                                        {NULL, NULL}};
-

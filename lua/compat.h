@@ -42,7 +42,9 @@ static inline int tcl_tointeger(lua_State *L, int idx, int64_t *out)
     return 0;
 #else
     double d = lua_tonumber(L, idx);
-    if (d == floor(d) && d >= -TCL_EXACT_INT_MAX && d <= TCL_EXACT_INT_MAX) {
+    /* -0.0 stays a float: as an integer it would come back as 0. */
+    if (d == floor(d) && d >= -TCL_EXACT_INT_MAX && d <= TCL_EXACT_INT_MAX &&
+        !(d == 0 && signbit(d))) {
         *out = (int64_t)d;
         return 1;
     }
@@ -108,7 +110,8 @@ static inline void *tcl_newuserdata(lua_State *L, size_t size)
 /* tcl_absindex - an index that stays valid as the stack grows. */
 static inline int tcl_absindex(lua_State *L, int idx)
 {
-    return (idx > 0 || idx <= LUA_REGISTRYINDEX) ? idx : lua_gettop(L) + idx + 1;
+    return (idx > 0 || idx <= LUA_REGISTRYINDEX) ? idx
+                                                 : lua_gettop(L) + idx + 1;
 }
 
 /* tcl_tostring - push the string form of a string or number at @idx (the

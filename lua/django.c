@@ -9,6 +9,7 @@
  * default) and call the core method, so both behave the same.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,8 @@ static tcl_cache *dj_self(lua_State *L, const char *m)
 }
 
 /* Push the string form of a key or version part (strings and numbers). */
-static void push_part(lua_State *L, int idx, const tcl_cache *o,
-                      const char *m, const char *arg)
+static void push_part(lua_State *L, int idx, const tcl_cache *o, const char *m,
+                      const char *arg)
 {
     int t = lua_type(L, idx);
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
@@ -62,6 +63,9 @@ static void push_backend_timeout(lua_State *L, const tcl_cache *o,
     if (t == LUA_TNONE || t == LUA_TNIL) {
         if (o->dj_never)
             lua_pushboolean(L, 0);
+        else if (o->dj_timeout == floor(o->dj_timeout) &&
+                 fabs(o->dj_timeout) < 1e15)
+            tcl_pushint(L, (int64_t)o->dj_timeout); /* TIMEOUT = 300 */
         else
             lua_pushnumber(L, (lua_Number)o->dj_timeout);
     } else if (t == LUA_TBOOLEAN && !lua_toboolean(L, idx)) {
@@ -130,8 +134,8 @@ static int dj_set(lua_State *L)
 
 static int dj_get(lua_State *L)
 {
-    static const char *const allowed[] = {"version", "read", "expire_time",
-                                          "tag", "retry", NULL};
+    static const char *const allowed[] = {"version", "read",  "expire_time",
+                                          "tag",     "retry", NULL};
     tcl_cache *o = dj_self(L, "get");
     if (lua_isnoneornil(L, 4)) {
         /* The common case stays cheap: no option table to rebuild. */
@@ -191,8 +195,7 @@ static int dj_has_key(lua_State *L)
  * "Key '<made key>' not found" when the key is missing and no default. */
 static int incr_common(lua_State *L, int sign)
 {
-    static const char *const allowed[] = {"version", "default", "retry",
-                                          NULL};
+    static const char *const allowed[] = {"version", "default", "retry", NULL};
     const char *m = sign > 0 ? "incr" : "decr";
     tcl_cache *o = dj_self(L, m);
     tcl_datum key, delta, deflt;
@@ -230,8 +233,7 @@ static int incr_common(lua_State *L, int sign)
                                 luaL_typename(L, -1));
         tcl_key(L, -1, o, m, "default", &deflt);
     }
-    unsigned flags =
-        tcl_opt_bool(L, 4, o, m, "retry", 1) ? TC_RETRY : 0;
+    unsigned flags = tcl_opt_bool(L, 4, o, m, "retry", 1) ? TC_RETRY : 0;
     int rc = tc_incr(o->c, &key.d, &delta.d, has_default ? &deflt.d : NULL,
                      &out, flags);
     if (rc == TC_OK) {
@@ -246,8 +248,11 @@ static int incr_common(lua_State *L, int sign)
         lua_pushnil(L);
         return 1;
     }
-    if (rc == TC_NOTFOUND)
-        return luaL_error(L, "Key '%s' not found", lua_tostring(L, 2));
+    /* Django's ValueError message, exactly: no "file:line:" prefix. */
+    if (rc == TC_NOTFOUND) {
+        lua_pushfstring(L, "Key '%s' not found", lua_tostring(L, 2));
+        return lua_error(L);
+    }
     return tcl_raise(L, o, m, rc);
 }
 
@@ -299,8 +304,7 @@ static int dj_clear(lua_State *L)
 
 /* Call dj:<method>(args...) with @nargs arguments already pushed after
  * the method and self; leaves @nres results. */
-static void call_method(lua_State *L, const char *method, int nargs,
-                        int nres)
+static void call_method(lua_State *L, const char *method, int nargs, int nres)
 {
     /* stack: ... args; insert method and self below them */
     lua_getfield(L, 1, method);
@@ -322,7 +326,9 @@ static int dj_get_many(lua_State *L)
     static const char *const allowed[] = {"version", NULL};
     tcl_cache *o = dj_self(L, "get_many");
     lua_settop(L, 3);
-    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_istable(L, 2))
+        return tcl_argerror(L, o, "get_many", "keys",
+                            "expected a table, got %s", luaL_typename(L, 2));
     tcl_opts(L, 3, o, "get_many", allowed);
     lua_newtable(L); /* result */
     int res = lua_gettop(L);
@@ -349,7 +355,9 @@ static int dj_set_many(lua_State *L)
     static const char *const allowed[] = {"version", NULL};
     tcl_cache *o = dj_self(L, "set_many");
     lua_settop(L, 4);
-    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_istable(L, 2))
+        return tcl_argerror(L, o, "set_many", "mapping",
+                            "expected a table, got %s", luaL_typename(L, 2));
     tcl_opts(L, 4, o, "set_many", allowed);
     push_backend_timeout(L, o, "set_many", 3); /* checks it */
     lua_pop(L, 1);
@@ -379,7 +387,9 @@ static int dj_delete_many(lua_State *L)
     static const char *const allowed[] = {"version", NULL};
     tcl_cache *o = dj_self(L, "delete_many");
     lua_settop(L, 3);
-    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_istable(L, 2))
+        return tcl_argerror(L, o, "delete_many", "keys",
+                            "expected a table, got %s", luaL_typename(L, 2));
     tcl_opts(L, 3, o, "delete_many", allowed);
     size_t n = tcl_rawlen(L, 2);
     for (size_t i = 1; i <= n; i++) {
@@ -410,8 +420,10 @@ static int dj_get_or_set(lua_State *L)
         lua_call(L, 0, 1);
         lua_replace(L, 3);
     }
-    if (lua_isnil(L, 3))
-        return 1; /* nothing to store; Django returns None */
+    if (lua_isnil(L, 3)) {
+        lua_pushnil(L); /* nothing to store; Django returns None */
+        return 1;
+    }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 4);
@@ -454,7 +466,8 @@ static int version_common(lua_State *L, int sign)
     call_method(L, "get", 3, 1);
     if (lua_rawequal(L, -1, 5)) {
         push_part(L, 2, o, m, "key");
-        return luaL_error(L, "Key '%s' not found", lua_tostring(L, -1));
+        lua_pushfstring(L, "Key '%s' not found", lua_tostring(L, -1));
+        return lua_error(L);
     }
     int val = lua_gettop(L);
     lua_pushvalue(L, 2);
@@ -522,9 +535,9 @@ const luaL_Reg tcl_django_methods[] = {
 /* DjangoCache(directory, params): params with Django's names. */
 int tcl_new_django(lua_State *L)
 {
-    static const char *const names[] = {"SHARDS", "DATABASE_TIMEOUT",
-                                        "OPTIONS", "TIMEOUT", "KEY_PREFIX",
-                                        "VERSION", NULL};
+    static const char *const names[] = {
+        "SHARDS",     "DATABASE_TIMEOUT", "OPTIONS", "TIMEOUT",
+        "KEY_PREFIX", "VERSION",          NULL};
     const char *dir = NULL;
     int shards = TC_SHARDS_AUTO, options = 0;
     double timeout = 0.010;
@@ -533,8 +546,9 @@ int tcl_new_django(lua_State *L)
     lua_settop(L, 2);
     if (!lua_isnil(L, 1)) {
         if (lua_type(L, 1) != LUA_TSTRING)
-            return luaL_error(L, "DjangoCache: directory: expected a "
-                                 "string, got %s",
+            return luaL_error(L,
+                              "DjangoCache: directory: expected a "
+                              "string, got %s",
                               luaL_typename(L, 1));
         dir = lua_tostring(L, 1);
     }
@@ -565,9 +579,10 @@ int tcl_new_django(lua_State *L)
     }
     tcl_opt_push(L, 2, "DATABASE_TIMEOUT");
     if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
+        if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0) ||
+            lua_tonumber(L, -1) > 1e6)
             return luaL_error(L, "DjangoCache: DATABASE_TIMEOUT: expected "
-                                 "seconds >= 0");
+                                 "seconds from 0 to 1e6");
         timeout = (double)lua_tonumber(L, -1);
     }
     tcl_opt_push(L, 2, "OPTIONS");
@@ -589,8 +604,8 @@ int tcl_new_django(lua_State *L)
         return luaL_error(L, "DjangoCache: KEY_PREFIX: expected a string");
     tcl_opt_push(L, 2, "VERSION");
     int64_t version = 1;
-    if (!lua_isnil(L, -1) && (lua_type(L, -1) != LUA_TNUMBER ||
-                              !tcl_tointeger(L, -1, &version)))
+    if (!lua_isnil(L, -1) &&
+        (lua_type(L, -1) != LUA_TNUMBER || !tcl_tointeger(L, -1, &version)))
         return luaL_error(L, "DjangoCache: VERSION: expected an integer");
 
     tcl_cache *o = tcl_open(L, TCL_DJANGO, dir, options, shards, timeout, 1,

@@ -40,8 +40,8 @@ static int ignored(lua_State *L, int ignore_idx, int pos)
     return 0;
 }
 
-void tcl_memoize_key(lua_State *L, const char *who, const char *name,
-                     int first, int n, int typed, int ignore_idx)
+void tcl_memoize_key(lua_State *L, const char *who, const char *name, int first,
+                     int n, int typed, int ignore_idx)
 {
     static const char hexdig[] = "0123456789abcdef";
     tcl_buf mp = {NULL, 0, 0};
@@ -133,6 +133,11 @@ static int memoized_call(lua_State *L)
     int result = lua_gettop(L);
     if (lua_isnil(L, result))
         return 1;
+    /* An expire (or Django timeout) <= 0 means "do not store", as
+     * diskcache's memoize: lookups still happen. */
+    if (lua_type(L, UV(UV_EXPIRE)) == LUA_TNUMBER &&
+        lua_tonumber(L, UV(UV_EXPIRE)) <= 0)
+        return 1;
 
     /* obj:set(key, result, expire, setopts) */
     lua_pushvalue(L, UV(UV_OBJ));
@@ -150,7 +155,10 @@ static int memoized_call(lua_State *L)
 /* The decorator: decorator(fn) -> memoized function. */
 static int decorate(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (lua_type(L, 1) != LUA_TFUNCTION)
+        return tcl_argerror(L, lua_touserdata(L, UV(UV_OBJ)), "memoize", "fn",
+                            "the decorator expects a function, got %s",
+                            luaL_typename(L, 1));
     for (int i = 1; i <= UV_COUNT - 1; i++)
         lua_pushvalue(L, UV(i));
     if (lua_isnil(L, UV(UV_NAME))) {
@@ -175,11 +183,11 @@ int tcl_memoize_push(lua_State *L, const tcl_cache *o, int name_idx,
         tcl_argerror(L, o, "memoize", "name", "expected a string, got %s",
                      lua_typename(L, t));
 
-    lua_pushvalue(L, 1);                                  /* UV_OBJ */
-    lua_pushvalue(L, name_idx);                           /* UV_NAME */
-    lua_pushvalue(L, expire_idx);                         /* UV_EXPIRE */
+    lua_pushvalue(L, 1);          /* UV_OBJ */
+    lua_pushvalue(L, name_idx);   /* UV_NAME */
+    lua_pushvalue(L, expire_idx); /* UV_EXPIRE */
     lua_pushboolean(L, tcl_opt_bool(L, opts_idx, o, "memoize", "typed", 0));
-    tcl_opt_push(L, opts_idx, "ignore");                  /* UV_IGNORE */
+    tcl_opt_push(L, opts_idx, "ignore"); /* UV_IGNORE */
     if (!lua_isnil(L, -1) && !lua_istable(L, -1))
         tcl_argerror(L, o, "memoize", "ignore",
                      "expected a list of argument positions, got %s",

@@ -8,66 +8,69 @@
  *   local dj = tiercache.DjangoCache(directory, params)
  *
  * Objects are userdata (so #obj works under LuaJIT too); each kind has a
- * metatable whose __index is its method table and whose __tcl_kind field
- * lets tcl_self check self with one rawget.
+ * metatable whose __index is its method table; the object's first word,
+ * TCL_MAGIC, and its kind let tcl_self check self without a lookup (its
+ * __tcl_kind field names the kind for readers of the metatable).
  */
+#include "module.h"
+
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "module.h"
-
 /* ---- settings ----------------------------------------------------------- */
 
 /* Apply one settings-table entry (key at -2, value at -1) to @c. */
-static void apply_setting(lua_State *L, tcl_cache *o, int kind,
-                          int django_opts, const char *who)
+static void apply_setting(lua_State *L, tcl_cache *o, int kind, int django_opts,
+                          const char *who)
 {
-    const char *kn = tcl_kind_name(kind);
+    /* DjangoCache settings come from its OPTIONS param. */
+    const char *where = django_opts ? "OPTIONS" : "settings";
     if (lua_type(L, -2) != LUA_TSTRING)
-        luaL_error(L, "%s: settings: names are strings, got %s", kn,
+        luaL_error(L, "%s: %s: names are strings, got %s", who, where,
                    luaL_typename(L, -2));
     const char *name = lua_tostring(L, -2);
     int t = lua_type(L, -1);
     int64_t i = 0;
 
     if (strcmp(name, "timeout") == 0) {
-        if (t != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
-            luaL_error(L, "%s: settings: timeout: expected seconds >= 0",
-                       who);
-        tc_set_timeout(o->c, (double)lua_tonumber(L, -1));
+        /* The core refuses NaN and absurd waits (over 1e6 s). */
+        if (t != LUA_TNUMBER ||
+            tc_set_timeout(o->c, (double)lua_tonumber(L, -1)) != TC_OK)
+            luaL_error(L, "%s: %s: timeout: expected seconds from 0 to 1e6",
+                       who, where);
         return;
     }
     if (strcmp(name, "shards") == 0 && kind == TCL_FANOUT && !django_opts) {
-        if (t != LUA_TNUMBER || !tcl_tointeger(L, -1, &i) || i < 1 ||
-            i > 999)
-            luaL_error(L, "%s: settings: shards: expected an integer from 1 "
-                          "to 999",
-                       who);
+        if (t != LUA_TNUMBER || !tcl_tointeger(L, -1, &i) || i < 1 || i > 999)
+            luaL_error(L, "%s: %s: shards: expected an integer from 1 to 999",
+                       who, where);
         tc_set_shards(o->c, (int)i);
         return;
     }
     if (strcmp(name, "hot_size") == 0) {
         if (t != LUA_TNUMBER || !tcl_tointeger(L, -1, &i) || i < 0)
-            luaL_error(L, "%s: settings: hot_size: expected bytes >= 0", who);
+            luaL_error(L, "%s: %s: hot_size: expected bytes >= 0", who, where);
         if (tc_set_hot_size(o->c, (uint64_t)i) != TC_OK)
-            luaL_error(L, "%s: settings: hot_size: %s", who, tc_errmsg());
+            luaL_error(L, "%s: %s: hot_size: %s", who, where, tc_errmsg());
         return;
     }
     if (strcmp(name, "worker") == 0) {
         if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
             return;
         if (t == LUA_TSTRING && strcmp(lua_tostring(L, -1), "auto") == 0)
-            luaL_error(L, "%s: settings: worker: 'auto' needs tiercached, "
-                          "which this build does not have yet",
-                       who);
-        luaL_error(L, "%s: settings: worker: expected \"auto\" or false", who);
+            luaL_error(L,
+                       "%s: %s: worker: 'auto' needs tiercached, "
+                       "which this build does not have yet",
+                       who, where);
+        luaL_error(L, "%s: %s: worker: expected \"auto\" or false", who, where);
     }
     /* Django's own options, carried over from settings.py and ignored:
      * size_limit and culling do their job. */
-    if (django_opts &&
-        (strcmp(name, "MAX_ENTRIES") == 0 || strcmp(name, "CULL_FREQUENCY") == 0))
+    if (django_opts && (strcmp(name, "MAX_ENTRIES") == 0 ||
+                        strcmp(name, "CULL_FREQUENCY") == 0))
         return;
 
     tcl_datum d;
@@ -77,24 +80,25 @@ static void apply_setting(lua_State *L, tcl_cache *o, int kind,
     } else if (t == LUA_TSTRING || t == LUA_TNUMBER) {
         tcl_key(L, -1, o, "settings", name, &d);
     } else {
-        luaL_error(L, "%s: settings: %s: expected a string, number or "
-                      "boolean, got %s",
-                   who, name, lua_typename(L, t));
+        luaL_error(L,
+                   "%s: %s: %s: expected a string, number or boolean, got %s",
+                   who, where, name, lua_typename(L, t));
     }
     if (tc_set_setting(o->c, name, &d.d) != TC_OK)
-        luaL_error(L, "%s: settings: %s", who, tc_errmsg());
+        luaL_error(L, "%s: %s: %s", who, where, tc_errmsg());
 }
 
-tcl_cache *tcl_open(lua_State *L, int kind, const char *dir,
-                    int settings_idx, int shards, double timeout,
-                    int django_opts, const char *who)
+tcl_cache *tcl_open(lua_State *L, int kind, const char *dir, int settings_idx,
+                    int shards, double timeout, int django_opts,
+                    const char *who)
 {
-    char tmpl[] = "/tmp/tiercache-XXXXXX";
+    char tmpl[4096];
 
     /* The object exists first, so __gc frees the handle if a bad setting
      * raises half way. */
     tcl_cache *o = tcl_newuserdata(L, sizeof *o);
     memset(o, 0, sizeof *o);
+    o->magic = TCL_MAGIC;
     o->kind = kind;
     luaL_setmetatable(L, kind == TCL_CACHE    ? TCL_MT_CACHE
                          : kind == TCL_FANOUT ? TCL_MT_FANOUT
@@ -106,8 +110,8 @@ tcl_cache *tcl_open(lua_State *L, int kind, const char *dir,
     if (tc_create(&o->c) != TC_OK)
         luaL_error(L, "%s: out of memory", who);
     tc_set_shards(o->c, kind == TCL_CACHE ? TC_SHARDS_PLAIN : shards);
-    if (timeout >= 0)
-        tc_set_timeout(o->c, timeout);
+    if (timeout != -1 && tc_set_timeout(o->c, timeout) != TC_OK)
+        luaL_error(L, "%s: timeout: expected seconds from 0 to 1e6", who);
     if (settings_idx) {
         lua_pushnil(L);
         while (lua_next(L, settings_idx)) {
@@ -117,7 +121,12 @@ tcl_cache *tcl_open(lua_State *L, int kind, const char *dir,
         }
     }
     if (!dir) {
-        /* No directory: a new temporary one, as diskcache does. */
+        /* No directory: a new temporary one, as diskcache does (under
+         * $TMPDIR, as Python's tempfile). */
+        const char *tmp = getenv("TMPDIR");
+        if (!tmp || !*tmp || strlen(tmp) > sizeof tmpl - 32)
+            tmp = "/tmp";
+        snprintf(tmpl, sizeof tmpl, "%s/tiercache-XXXXXX", tmp);
         dir = mkdtemp(tmpl);
         if (!dir)
             luaL_error(L, "%s: cannot create a temporary directory: %s", who,
@@ -149,8 +158,8 @@ static int open_core(lua_State *L, int kind)
     int settings = 0;
     if (!lua_isnoneornil(L, 2)) {
         if (!lua_istable(L, 2))
-            return luaL_error(L, "%s: settings: expected a table, got %s",
-                              who, luaL_typename(L, 2));
+            return luaL_error(L, "%s: settings: expected a table, got %s", who,
+                              luaL_typename(L, 2));
         settings = 2;
     }
     tcl_open(L, kind, dir, settings, TC_SHARDS_AUTO, -1, 0, who);
@@ -216,8 +225,6 @@ static void new_kind(lua_State *L, const char *mt, int kind,
 #endif
     lua_pushcfunction(L, obj_tostring);
     lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, "private");
-    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 }
 
@@ -264,9 +271,16 @@ int luaopen_tiercache(lua_State *L)
                                      {"version", m_version},
                                      {"now", m_now},
                                      {NULL, NULL}};
-    static const char *const later[] = {
-        "Deque", "Index", "Lock", "RLock", "BoundedSemaphore", "Averager",
-        "throttle", "barrier", "memoize_stampede", NULL};
+    static const char *const later[] = {"Deque",
+                                        "Index",
+                                        "Lock",
+                                        "RLock",
+                                        "BoundedSemaphore",
+                                        "Averager",
+                                        "throttle",
+                                        "barrier",
+                                        "memoize_stampede",
+                                        NULL};
 
     new_kind(L, TCL_MT_CACHE, TCL_CACHE, tcl_cache_methods);
     new_kind(L, TCL_MT_FANOUT, TCL_FANOUT, tcl_fanout_methods);
@@ -299,5 +313,6 @@ int luaopen_tiercache(lua_State *L)
     }
     lua_pushstring(L, tc_version());
     lua_setfield(L, -2, "_VERSION");
+    tcl_ffi_install(L, lua_gettop(L));
     return 1;
 }

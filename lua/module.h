@@ -24,9 +24,14 @@
 enum tcl_kind { TCL_CACHE = 1, TCL_FANOUT = 2, TCL_DJANGO = 3 };
 
 /* The userdata behind every cache object. */
+/* First word of every cache object: lets a method check self without a
+ * metatable lookup (pure Lua cannot forge a userdata's bytes). */
+#define TCL_MAGIC UINT64_C(0x7463616368654c31) /* "tcacheL1" */
+
 typedef struct tcl_cache {
-    tc_cache *c; /* NULL once closed */
-    int kind;    /* enum tcl_kind */
+    uint64_t magic; /* TCL_MAGIC */
+    tc_cache *c;    /* NULL once closed */
+    int kind;       /* enum tcl_kind */
     /* DjangoCache only: Django's TIMEOUT, KEY_PREFIX and VERSION. */
     int dj_never; /* TIMEOUT = false: items never expire */
     double dj_timeout;
@@ -35,11 +40,11 @@ typedef struct tcl_cache {
 } tcl_cache;
 
 /* Registry names of the metatables. */
-#define TCL_MT_CACHE   "tiercache.Cache"
-#define TCL_MT_FANOUT  "tiercache.FanoutCache"
-#define TCL_MT_DJANGO  "tiercache.DjangoCache"
-#define TCL_MT_ERROR   "tiercache.Error"
-#define TCL_MT_ITER    "tiercache.Iterator"
+#define TCL_MT_CACHE  "tiercache.Cache"
+#define TCL_MT_FANOUT "tiercache.FanoutCache"
+#define TCL_MT_DJANGO "tiercache.DjangoCache"
+#define TCL_MT_ERROR  "tiercache.Error"
+#define TCL_MT_ITER   "tiercache.Iterator"
 /* Registry slot of io.open, captured at load (a script may replace io). */
 #define TCL_IO_OPEN "tiercache.io_open"
 
@@ -54,6 +59,8 @@ const char *tcl_kind_name(int kind);
  * @kinds: bit mask (1 << kind) of the kinds that have this method.
  */
 tcl_cache *tcl_self(lua_State *L, const char *method, unsigned kinds);
+/* tcl_self_closed - tcl_self that accepts a closed object (close()). */
+tcl_cache *tcl_self_closed(lua_State *L, const char *method, unsigned kinds);
 #define TCL_K(k)     (1u << (k))
 #define TCL_K_CORE   (TCL_K(TCL_CACHE) | TCL_K(TCL_FANOUT))
 #define TCL_K_ALL    (TCL_K_CORE | TCL_K(TCL_DJANGO))
@@ -72,8 +79,8 @@ int tcl_argerror(lua_State *L, const tcl_cache *o, const char *method,
 int tcl_opts(lua_State *L, int idx, const tcl_cache *o, const char *method,
              const char *const *allowed);
 /* Option readers: the field's value, or @dflt when absent (nil). */
-int tcl_opt_bool(lua_State *L, int idx, const tcl_cache *o,
-                 const char *method, const char *name, int dflt);
+int tcl_opt_bool(lua_State *L, int idx, const tcl_cache *o, const char *method,
+                 const char *name, int dflt);
 /* Pushes the field (nil when absent or when there is no table). */
 void tcl_opt_push(lua_State *L, int idx, const char *name);
 
@@ -109,8 +116,7 @@ void tcl_key(lua_State *L, int idx, const tcl_cache *o, const char *method,
  * releases with tcl_datum_free (also on error paths before raising).
  * Returns 0, or -1 with a message in @err (nothing to free).
  */
-int tcl_value(lua_State *L, int idx, tcl_datum *out, char *err,
-              size_t errlen);
+int tcl_value(lua_State *L, int idx, tcl_datum *out, char *err, size_t errlen);
 /* tcl_value_check - tcl_value that raises (naming method/arg) on error. */
 void tcl_value_check(lua_State *L, int idx, const tcl_cache *o,
                      const char *method, const char *arg, tcl_datum *out);
@@ -183,17 +189,23 @@ int tcl_m_subindex(lua_State *L);
 /* cache.c: __gc of iterator states. */
 int tcl_iter_gc(lua_State *L);
 
+/* ffi.c: under LuaJIT (unless TIERCACHE_NO_FFI is set) put the FFI
+ * fast path in front of Cache and FanoutCache get; sets the module
+ * table's _FFI (at @module_idx) to whether it did. */
+void tcl_ffi_install(lua_State *L, int module_idx);
+
 /* django.c: the DjangoCache constructor. */
 int tcl_new_django(lua_State *L);
 
 /*
  * tcl_open - open @dir as @kind with the settings table at @settings_idx
- * (0: none) and push the new object. @django_opts: accept Django's ignored
+ * (0: none) and push the new object. @timeout: seconds, or -1 for the
+ * kind's default. @django_opts: accept Django's ignored
  * OPTIONS names (MAX_ENTRIES, CULL_FREQUENCY). Raises on error.
  */
-tcl_cache *tcl_open(lua_State *L, int kind, const char *dir,
-                    int settings_idx, int shards, double timeout,
-                    int django_opts, const char *who);
+tcl_cache *tcl_open(lua_State *L, int kind, const char *dir, int settings_idx,
+                    int shards, double timeout, int django_opts,
+                    const char *who);
 
 /*
  * tcl_memoize_push - push the memoizing decorator for the cache object at
@@ -218,7 +230,7 @@ int tcl_memoize_push(lua_State *L, const tcl_cache *o, int name_idx,
  * positions to leave out (0: none). Raises on arguments that cannot be
  * encoded (functions, cycles).
  */
-void tcl_memoize_key(lua_State *L, const char *who, const char *name,
-                     int first, int n, int typed, int ignore_idx);
+void tcl_memoize_key(lua_State *L, const char *who, const char *name, int first,
+                     int n, int typed, int ignore_idx);
 
 #endif /* TCL_MODULE_H */

@@ -93,6 +93,10 @@ static int enc_fail(enc *e, const char *fmt, ...)
 
 static int put(enc *e, const void *p, size_t n)
 {
+    /* A table that shares subtables is written once per use: a small,
+     * deeply shared structure could expand without bound. */
+    if (n > TCL_MPACK_MAX_BYTES - e->out->len)
+        return enc_fail(e, "encoded value larger than 1 GiB");
     if (tcl_buf_append(e->out, p, n))
         return enc_fail(e, "out of memory");
     return 0;
@@ -399,7 +403,12 @@ static int enc_value(enc *e, int idx, int depth)
         int64_t i;
         if (tcl_tointeger(L, idx, &i))
             return enc_int(e, i);
-        return enc_float(e, (double)lua_tonumber(L, idx));
+        double d = (double)lua_tonumber(L, idx);
+        /* Canonical (memoize keys): 3 and 3.0 are equal Lua numbers and one
+         * call; LuaJIT cannot tell them apart, so the key must not. */
+        if (e->canonical && d == floor(d) && fabs(d) <= TCL_EXACT_INT_MAX)
+            return enc_int(e, (int64_t)d);
+        return enc_float(e, d);
     }
     case LUA_TSTRING:
         return enc_string(e, idx);
@@ -676,7 +685,7 @@ int tcl_mpack_decode(lua_State *L, const char *p, size_t n, char *err,
         return -1;
     } else if (d.p != d.end) {
         lua_settop(L, top);
-        return dec_fail(&d, "%zu trailing bytes after the MessagePack value",
+        return dec_fail(&d, "trailing bytes after the MessagePack value (%zu)",
                         left(&d));
     }
     return 0;

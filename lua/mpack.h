@@ -16,6 +16,8 @@
 
 /* Deepest nesting of tables accepted by the encoder and the decoder. */
 #define TCL_MPACK_MAX_DEPTH 128
+/* Largest encoding the encoder produces (shared subtables are copied). */
+#define TCL_MPACK_MAX_BYTES ((size_t)1 << 30)
 
 /* A growable byte buffer owned by the caller (free(buf.ptr) when done). */
 typedef struct tcl_buf {
@@ -44,8 +46,9 @@ int tcl_mpack_encode(lua_State *L, int idx, tcl_buf *out, int canonical,
  * tcl_mpack_decode - decode exactly one MessagePack value from @n bytes at
  * @p and push it. Returns 0 on success (one value pushed) or -1 with a
  * message in @err (nothing pushed): truncated input, trailing bytes,
- * nesting too deep, an unsupported type (ext), or a key Lua cannot hold
- * (nil or NaN).
+ * nesting too deep, an unsupported type (ext), a key Lua cannot hold
+ * (nil or NaN), or an array or map as a key (the encoder never writes one,
+ * so whatever decodes can be encoded again).
  */
 int tcl_mpack_decode(lua_State *L, const char *p, size_t n, char *err,
                      size_t errlen);

@@ -53,8 +53,7 @@ void tcl_key(lua_State *L, int idx, const tcl_cache *o, const char *method,
 {
     out->mp.ptr = NULL;
     if (scalar(L, idx, out) != 0)
-        tcl_argerror(L, o, method, arg,
-                     "expected a string or a number, got %s",
+        tcl_argerror(L, o, method, arg, "expected a string or a number, got %s",
                      luaL_typename(L, idx));
     if (out->d.type == TC_REAL && isnan(out->f))
         tcl_argerror(L, o, method, arg, "NaN is not a valid key");
@@ -73,8 +72,7 @@ int tcl_tag(lua_State *L, int idx, const tcl_cache *o, const char *method,
     return 1;
 }
 
-int tcl_value(lua_State *L, int idx, tcl_datum *out, char *err,
-              size_t errlen)
+int tcl_value(lua_State *L, int idx, tcl_datum *out, char *err, size_t errlen)
 {
     int t = lua_type(L, idx);
 
@@ -170,6 +168,11 @@ int tcl_file_fd(lua_State *L, int idx)
 
     if (!fp || !*fp)
         return -1;
+#if LUA_VERSION_NUM >= 502
+    /* A closed 5.4 handle keeps its (freed) FILE *; closef tells. */
+    if (((luaL_Stream *)fp)->closef == NULL)
+        return -1;
+#endif
     int fd = fileno(*fp);
     if (fd < 0)
         return -1;

@@ -63,6 +63,25 @@ configure() {
   fi
 }
 
+# With CI=true a missing dependency fails the suite instead of letting
+# meson skip the tests that need it.
+deps_present() {
+  local bad=0 p
+  for p in lua5.4 luajit nginx curl; do
+    command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] ||
+      { echo "missing: $p"; bad=1; }
+  done
+  [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] ||
+    { echo "missing: libnginx-mod-http-lua"; bad=1; }
+  /usr/bin/python3 -c 'import diskcache' 2>/dev/null ||
+    { echo "missing: python3-diskcache"; bad=1; }
+  pkg-config --exists lua5.4 luajit || { echo "missing: Lua headers"; bad=1; }
+  return $bad
+}
+if [ "${CI:-}" = "true" ]; then
+  step "dependencies present (CI=true)" deps_present
+fi
+
 step "configure (werror)" configure build-test --werror -Dtests=true -Dtest_hooks=true
 step "build (werror)" ninja -C build-test
 run_suite "all suites" meson test -C build-test --num-processes "$jobs" --print-errorlogs
@@ -81,6 +100,19 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 
 run_suite "valgrind: unit" meson test -C build-test --setup valgrind --suite unit \
   --num-processes "$jobs" --print-errorlogs
+
+# The MessagePack decoder reads bytes from disk: a bounded fuzz run here
+# (FUZZ_RUNS, default 200000 per interpreter); long runs by hand with
+# `bash tools/fuzz.sh 20000000`.
+fuzz_both() {
+  FUZZ_LUA=lua5.4 bash tools/fuzz.sh "${FUZZ_RUNS:-200000}" >/tmp/tiercache-fuzz.log 2>&1 &&
+    FUZZ_LUA=luajit bash tools/fuzz.sh "${FUZZ_RUNS:-200000}" >>/tmp/tiercache-fuzz.log 2>&1
+  local rc=$?
+  grep -E '^Done [0-9]+ runs|ERROR|SUMMARY' /tmp/tiercache-fuzz.log
+  [ $rc -eq 0 ] || tail -40 /tmp/tiercache-fuzz.log
+  return $rc
+}
+step "fuzz: MessagePack decoder" fuzz_both
 
 fmt_check() {
   local bad=0 f
