@@ -101,6 +101,21 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 run_suite "valgrind: unit" meson test -C build-test --setup valgrind --suite unit \
   --num-processes "$jobs" --print-errorlogs
 
+# The Lua module under valgrind: lua5.4 is clean under memcheck, so any
+# report is the module's.
+lua_valgrind() {
+  local t rc=0
+  for t in values cache django; do
+    echo "-- valgrind lua5.4 tests/lua/test_$t.lua"
+    LUA_CPATH="build-test/lua/lua54/?.so" LUA_PATH="tests/lua/?.lua;;" \
+      valgrind -q --error-exitcode=1 --leak-check=full \
+      --show-possibly-lost=no --errors-for-leak-kinds=definite lua5.4 "tests/lua/test_$t.lua" \
+      >/tmp/tiercache-lua-valgrind.log 2>&1 || { rc=1; tail -40 /tmp/tiercache-lua-valgrind.log; }
+  done
+  return $rc
+}
+step "valgrind: Lua module (lua5.4)" lua_valgrind
+
 # The MessagePack decoder reads bytes from disk: a bounded fuzz run here
 # (FUZZ_RUNS, default 200000 per interpreter); long runs by hand with
 # `bash tools/fuzz.sh 20000000`.
