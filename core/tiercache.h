@@ -480,7 +480,9 @@ TC_API int tc_fanout_hash(const tc_data *key, uint64_t *hash);
 
 /* Counters summed over every process's own record, plus the segment's
  * occupancy. Counters of processes that exited are kept in the segment
- * until their slot is reused. */
+ * until their slot is reused. hits and misses are counted without a locked
+ * instruction: exact per single-threaded process, they may miss a few
+ * counts when threads of one process read at the same instant. */
 typedef struct tc_hot_stats {
     int attached;        /* 1 if this handle has a segment */
     int reading;         /* 1 if this handle reads through it */

@@ -103,6 +103,15 @@ bool tc__utf8_valid(const unsigned char *s, size_t n)
     size_t i = 0;
 
     while (i < n) {
+        /* Keys are mostly ASCII: eight bytes per step while they are. */
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!(w & UINT64_C(0x8080808080808080))) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned char c = s[i];
         if (c < 0x80) {
             i++;

@@ -211,10 +211,10 @@ int tc_hot_get_buf(struct tc_hot *h, int shard, const tc_data *key, double now,
     struct read_out o = {access & 0xff, buf, cap, 0, 0, 0, NULL};
     if (read_key(h, &k, now, &o) != R_HIT) {
         if (!quiet)
-            hot_count(h, C_MISSES, 1);
+            hot_tally(h, C_MISSES);
         return TC_HOT_MISS;
     }
-    hot_count(h, C_HITS, 1);
+    hot_tally(h, C_HITS);
     *len = o.len;
     if (type)
         *type = o.type;
@@ -234,10 +234,10 @@ int tc_hot_get(struct tc_hot *h, int shard, const tc_data *key, double now,
     struct read_out o = {access & 0xff, NULL, 0, 0, 0, 0, out};
     if (read_key(h, &k, now, &o) != R_HIT) {
         if (!quiet)
-            hot_count(h, C_MISSES, 1);
+            hot_tally(h, C_MISSES);
         return TC_HOT_MISS;
     }
-    hot_count(h, C_HITS, 1);
+    hot_tally(h, C_HITS);
     return TC_HOT_HIT;
 }
 

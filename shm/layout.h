@@ -228,6 +228,18 @@ TC_HIDDEN_SHM void hot_proc_release(struct tc_hot *h);
 /* True if process slot @s (0-based) is held by a live process. */
 TC_HIDDEN_SHM bool hot_proc_alive(struct tc_hot *h, unsigned s);
 TC_HIDDEN_SHM void hot_count(struct tc_hot *h, enum hot_counter c, uint64_t n);
+
+/* hot_tally - count one hit or miss: the per-read counters. A relaxed load
+ * and store instead of hot_count's locked add, which would cost more than
+ * the rest of a hit's shared-memory work. Exact in a single-threaded
+ * process; threads of one process racing on the same counter may lose a
+ * few counts (the other counters stay exact). */
+static inline void hot_tally(struct tc_hot *h, enum hot_counter c)
+{
+    struct hot_proc *p = h->slot >= 0 ? &h->procs[h->slot] : &h->local;
+    uint64_t v = atomic_load_explicit(&p->ctr[c], memory_order_relaxed);
+    atomic_store_explicit(&p->ctr[c], v + 1, memory_order_relaxed);
+}
 /* Recover everything slot @s held (caller owns the slot's byte lock). */
 TC_HIDDEN_SHM void hot_proc_recover(struct tc_hot *h, unsigned s);
 
