@@ -40,6 +40,13 @@ static void push_made_key(lua_State *L, const tcl_cache *o, const char *m,
 {
     key_idx = tcl_absindex(L, key_idx);
     ver_idx = ver_idx ? tcl_absindex(L, ver_idx) : 0;
+    if (o->dj_head && !(ver_idx && !lua_isnil(L, ver_idx))) {
+        /* The cache's own VERSION: the head is made already. */
+        lua_pushstring(L, o->dj_head);
+        push_part(L, key_idx, o, m, "key");
+        lua_concat(L, 2);
+        return;
+    }
     lua_pushstring(L, o->dj_prefix ? o->dj_prefix : "");
     lua_pushliteral(L, ":");
     if (ver_idx && !lua_isnil(L, ver_idx))
@@ -617,6 +624,11 @@ int tcl_new_django(lua_State *L)
         o->dj_prefix = strdup(lua_tostring(L, p_idx));
         if (!o->dj_prefix)
             return luaL_error(L, "DjangoCache: out of memory");
+    }
+    if (asprintf(&o->dj_head, "%s:%" PRId64 ":",
+                 o->dj_prefix ? o->dj_prefix : "", o->dj_version) < 0) {
+        o->dj_head = NULL;
+        return luaL_error(L, "DjangoCache: out of memory");
     }
     return 1;
 }

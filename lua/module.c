@@ -186,6 +186,8 @@ static int obj_gc(lua_State *L)
         o->c = NULL;
         free(o->dj_prefix);
         o->dj_prefix = NULL;
+        free(o->dj_head);
+        o->dj_head = NULL;
     }
     return 0;
 }

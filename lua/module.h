@@ -37,6 +37,7 @@ typedef struct tcl_cache {
     double dj_timeout;
     int64_t dj_version;
     char *dj_prefix;
+    char *dj_head; /* "KEY_PREFIX:VERSION:", made once */
 } tcl_cache;
 
 /* Registry names of the metatables. */
