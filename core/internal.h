@@ -255,6 +255,12 @@ struct tc_cache {
     pthread_mutex_t hot_lock;   /* serialises re-attaching */
     struct tc_hot **hot_old;    /* retired views, unmapped at close */
     size_t hot_old_count;
+    /* worker (worker.c) */
+    int worker_mode;              /* TC_WORKER_OFF / TC_WORKER_AUTO */
+    atomic_int worker_fd1;        /* lock file for F_OFD_GETLK, fd + 1 */
+    _Atomic uint64_t worker_ms;   /* monotonic ms of the last liveness check */
+    atomic_int worker_live;       /* result of that check */
+    atomic_int worker_stop;       /* tc_worker_stop: end a pass early */
 };
 
 TC_HIDDEN extern atomic_uint tc__fork_gen;
@@ -420,5 +426,32 @@ TC_HIDDEN void tc__hot_floor_repair(tc_cache *c, struct tc_hot *h);
  * the commit sequence of the read snapshot. */
 TC_HIDDEN int tc__op_get_cold(tc_cache *c, int shard, const tc_data *key,
                               tc_item *out, uint64_t *snap);
+
+/* ---- worker.c: the background worker's library side ------------------ */
+
+/* Names of the worker's files in the cache directory. Both contain
+ * "cache.db", so tc_check and python-diskcache's check() skip them. */
+#define TC_WORKER_LOCK_NAME   "cache.db-tiercached.lock"
+#define TC_WORKER_STATUS_NAME "cache.db-tiercached.status"
+
+/* After a successful open: start a worker if asked (TC_WORKER_AUTO). */
+TC_HIDDEN void tc__worker_open(tc_cache *c);
+/* At close: drop the lock-file descriptor used for liveness checks. */
+TC_HIDDEN void tc__worker_close(tc_cache *c);
+/* True while some process holds the cache's worker lock. Checked with
+ * F_OFD_GETLK at most once a second per handle; cached in between. */
+TC_HIDDEN bool tc__worker_live(tc_cache *c);
+
+/* maint.c, for the worker: like tc__shard_expire / tc__shard_cull, but
+ * stopping between batches once tc_worker_stop was called; the cull does
+ * not expire first and takes 100 rows per transaction while far over. */
+TC_HIDDEN int tc__shard_expire_stoppable(tc_cache *c, int shard, double now,
+                                         uint64_t *count);
+TC_HIDDEN int tc__shard_cull_stoppable(tc_cache *c, int shard,
+                                       uint64_t *count);
+/* hotpath.c, for the worker: collect the shard's unfolded hot accesses,
+ * then write them in transactions of at most @batch rows. */
+TC_HIDDEN int tc__hot_fold_batched(tc_cache *c, int shard, unsigned batch,
+                                   uint64_t *folded);
 
 #endif /* TC_INTERNAL_H */
