@@ -96,9 +96,16 @@ static int run_batch(tc_cache *c, int shard, const char *sql,
     return rc;
 }
 
+/* True when a worker pass was asked to stop (tc_worker_stop). */
+static bool stopping(tc_cache *c, bool stoppable)
+{
+    return stoppable &&
+           atomic_load_explicit(&c->worker_stop, memory_order_relaxed);
+}
+
 static int run_all(tc_cache *c, int shard, const char *sql, const tc_data *arg,
                    bool by_expiry, double upper, uint64_t *count,
-                   unsigned flags)
+                   unsigned flags, bool stoppable)
 {
     double cur_real = 0;
     int64_t cur_id = 0;
@@ -114,20 +121,29 @@ static int run_all(tc_cache *c, int shard, const char *sql, const tc_data *arg,
         *count += (uint64_t)n;
         done += (uint64_t)n;
         progress(c, done);
-    } while (n == BATCH);
+    } while (n == BATCH && !stopping(c, stoppable));
     return TC_OK;
 }
+
+#define EXPIRE_SQL                                   \
+    "SELECT rowid, filename, expire_time FROM Cache" \
+    " WHERE ? < expire_time AND expire_time < ?"     \
+    " ORDER BY expire_time LIMIT ?"
 
 int tc__shard_expire(tc_cache *c, int shard, double now, uint64_t *count,
                      unsigned flags)
 {
     if (isnan(now))
         now = tc__now(c);
-    return run_all(c, shard,
-                   "SELECT rowid, filename, expire_time FROM Cache"
-                   " WHERE ? < expire_time AND expire_time < ?"
-                   " ORDER BY expire_time LIMIT ?",
-                   NULL, true, now, count, flags);
+    return run_all(c, shard, EXPIRE_SQL, NULL, true, now, count, flags, false);
+}
+
+int tc__shard_expire_stoppable(tc_cache *c, int shard, double now,
+                               uint64_t *count)
+{
+    if (isnan(now))
+        now = tc__now(c);
+    return run_all(c, shard, EXPIRE_SQL, NULL, true, now, count, 0, true);
 }
 
 int tc__shard_evict(tc_cache *c, int shard, const tc_data *tag, uint64_t *count,
@@ -136,7 +152,7 @@ int tc__shard_evict(tc_cache *c, int shard, const tc_data *tag, uint64_t *count,
     return run_all(c, shard,
                    "SELECT rowid, filename FROM Cache"
                    " WHERE tag = ? AND rowid > ? ORDER BY rowid LIMIT ?",
-                   tag, false, 0, count, flags);
+                   tag, false, 0, count, flags, false);
 }
 
 int tc__shard_clear(tc_cache *c, int shard, uint64_t *count, unsigned flags)
@@ -144,25 +160,26 @@ int tc__shard_clear(tc_cache *c, int shard, uint64_t *count, unsigned flags)
     return run_all(c, shard,
                    "SELECT rowid, filename FROM Cache"
                    " WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                   NULL, false, 0, count, flags);
+                   NULL, false, 0, count, flags, false);
 }
 
-/* diskcache's cull(): expire, then delete 10 rows at a time in policy
- * order while volume() > size_limit; works even with cull_limit 0. */
-int tc__shard_cull(tc_cache *c, int shard, uint64_t *count, unsigned flags)
+/* Delete rows in policy order while volume() > size_limit, @rows (at most
+ * CULL_MAX) per transaction; the worker takes more while far over. */
+#define CULL_MAX 100
+
+static int cull_loop(tc_cache *c, int shard, uint64_t *count, unsigned flags,
+                     bool stoppable)
 {
     static const enum tc_stmt_id cull[] = {ST_CULL_LRS, ST_CULL_LRS,
                                            ST_CULL_LRU, ST_CULL_LFU};
-    uint64_t expired = 0;
     bool folded = false;
-    int rc = tc__shard_expire(c, shard, NAN, &expired, flags);
+    int rc;
 
-    *count = expired;
-    if (rc)
-        return rc;
     for (;;) {
         struct tc_work w;
         uint64_t vol;
+        if (stopping(c, stoppable))
+            return TC_OK;
         if ((rc = tc__work_write(c, shard, flags, &w)))
             return rc;
         if (w.set.policy == TC_POLICY_NONE)
@@ -174,11 +191,14 @@ int tc__shard_cull(tc_cache *c, int shard, uint64_t *count, unsigned flags)
         rc = tc__volume(&w, &vol);
         if (rc || (double)vol <= w.set.size_limit)
             return tc__work_end(&w, rc);
+        int rows = stoppable && (double)vol > 1.25 * w.set.size_limit
+                       ? CULL_MAX
+                       : 10;
         sqlite3_stmt *st = tc__stmt(w.k, cull[w.set.policy]);
-        sqlite3_bind_int(st, 1, 10);
-        int64_t ids[10];
+        sqlite3_bind_int(st, 1, rows);
+        int64_t ids[CULL_MAX];
         int n = 0, src;
-        while (n < 10 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        while (n < rows && (src = sqlite3_step(st)) == SQLITE_ROW) {
             ids[n++] = sqlite3_column_int64(st, 0);
             const char *f = (const char *)sqlite3_column_text(st, 1);
             if (f && (rc = tc__work_doom(&w, f)))
@@ -197,4 +217,23 @@ int tc__shard_cull(tc_cache *c, int shard, uint64_t *count, unsigned flags)
         *count += (uint64_t)n;
         progress(c, *count);
     }
+}
+
+/* diskcache's cull(): expire, then delete 10 rows at a time in policy
+ * order while volume() > size_limit; works even with cull_limit 0. */
+int tc__shard_cull(tc_cache *c, int shard, uint64_t *count, unsigned flags)
+{
+    uint64_t expired = 0;
+    int rc = tc__shard_expire(c, shard, NAN, &expired, flags);
+
+    *count = expired;
+    if (rc)
+        return rc;
+    return cull_loop(c, shard, count, flags, false);
+}
+
+int tc__shard_cull_stoppable(tc_cache *c, int shard, uint64_t *count)
+{
+    *count = 0;
+    return cull_loop(c, shard, count, 0, true);
 }
