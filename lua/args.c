@@ -32,8 +32,8 @@ static int kind_of(lua_State *L, int idx)
 {
     const tcl_cache *o = lua_touserdata(L, idx);
 
-    if (!o || lua_type(L, idx) != LUA_TUSERDATA ||
-        tcl_rawlen(L, idx) < sizeof *o || o->magic != TCL_MAGIC)
+    /* A light userdata has no length: the size check rejects it too. */
+    if (!o || tcl_rawlen(L, idx) < sizeof *o || o->magic != TCL_MAGIC)
         return 0;
     return o->kind;
 }

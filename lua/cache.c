@@ -211,15 +211,18 @@ static int get_plain(lua_State *L, tcl_cache *o, const tc_data *key)
 
 int tcl_m_get(lua_State *L)
 {
-    lua_settop(L, 4);
     tcl_cache *o = tcl_self(L, "get", TCL_K_ALL);
     tcl_datum key;
     tc_item it = TC_ITEM_INIT;
     int rc;
 
     tcl_key(L, 2, o, "get", "key", &key);
-    if (!tcl_opts(L, 4, o, "get", O_GET))
+    /* get(key [, default]): nothing pushed before the result, so slot 3
+     * may be absent (pushing it pushes nil). */
+    if (lua_type(L, 4) <= LUA_TNIL)
         return get_plain(L, o, &key.d);
+    lua_settop(L, 4);
+    tcl_opts(L, 4, o, "get", O_GET);
     int read = tcl_opt_bool(L, 4, o, "get", "read", 0);
     int want_exp = tcl_opt_bool(L, 4, o, "get", "expire_time", 0);
     int want_tag = tcl_opt_bool(L, 4, o, "get", "tag", 0);
