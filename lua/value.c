@@ -54,7 +54,8 @@ void tcl_key(lua_State *L, int idx, const tcl_cache *o, const char *method,
     out->mp.ptr = NULL;
     if (scalar(L, idx, out) != 0)
         tcl_argerror(L, o, method, arg, "expected a string or a number, got %s",
-                     luaL_typename(L, idx));
+                     /* a missing argument reads as nil, as in Lua */
+                     lua_isnone(L, idx) ? "nil" : luaL_typename(L, idx));
     if (out->d.type == TC_REAL && isnan(out->f))
         tcl_argerror(L, o, method, arg, "NaN is not a valid key");
 }
