@@ -249,6 +249,7 @@ int tc_open(tc_cache *c, const char *dir, unsigned flags)
             goto fail;
     c->opened = true;
     tc__hot_open(c); /* cold-only when the segment cannot be used */
+    tc__worker_open(c);
     return TC_OK;
 fail:
     free_shards(c);
@@ -267,6 +268,7 @@ void tc_close(tc_cache *c)
     while (c->opened && (t = tc__txn_find(c)))
         tc_rollback(c);
     tc__hot_close(c);
+    tc__worker_close(c);
     free_shards(c);
     free(c->dir);
     for (int i = 0; i < c->npending; i++)

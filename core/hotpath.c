@@ -448,6 +448,98 @@ int tc__hot_fold(struct tc_work *w, bool force)
     return x.rc;
 }
 
+/* The worker's fold: the shard's unfolded accesses are first copied out
+ * of the segment (no SQLite lock held meanwhile), then written in write
+ * transactions of at most @batch rows, so a large fold never holds a
+ * shard's write lock for long. Accesses collected but not written (a busy
+ * timeout, the process killed) are lost: that costs culling accuracy,
+ * never data. */
+struct fold_rec {
+    void *key; /* copy, 8-byte aligned for TC_INT/TC_REAL */
+    size_t len;
+    int type;
+    uint32_t atime;
+    uint64_t count;
+};
+
+struct fold_list {
+    struct fold_rec *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void fold_collect(void *arg, const tc_data *key, uint32_t atime,
+                         uint64_t count)
+{
+    struct fold_list *l = arg;
+    if (l->oom)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 256;
+        struct fold_rec *v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            l->oom = true;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    void *kp = malloc(key->len ? key->len : 1);
+    if (!kp) {
+        l->oom = true;
+        return;
+    }
+    if (key->len)
+        memcpy(kp, key->ptr, key->len);
+    l->v[l->n++] = (struct fold_rec){kp, key->len, key->type, atime, count};
+}
+
+int tc__hot_fold_batched(tc_cache *c, int shard, unsigned batch,
+                         uint64_t *folded)
+{
+    struct tc_hot *h = hot_current(c);
+    struct fold_list l = {NULL, 0, 0, false};
+    int rc = TC_OK;
+    int policy = c->shard[shard].set.policy;
+
+    *folded = 0;
+    if (!h || (policy != TC_POLICY_LRU && policy != TC_POLICY_LFU))
+        return TC_OK;
+    if (batch == 0)
+        batch = 1000;
+    tc_hot_access_fold(h, shard, fold_collect, &l);
+    for (size_t i = 0; i < l.n && rc == TC_OK;) {
+        struct tc_work w;
+        if ((rc = tc__work_write(c, shard, 0, &w)))
+            break;
+        struct fold_ctx x = {NULL, TC_OK};
+        rc = tc__prepare(w.k,
+                         w.set.policy == TC_POLICY_LRU
+                             ? "UPDATE Cache SET access_time ="
+                               " MAX(access_time, ?1) + 0 * ?2"
+                               " WHERE key = ?3 AND raw = 1"
+                             : "UPDATE Cache SET access_count ="
+                               " MAX(access_count, ?2) + 0 * ?1"
+                               " WHERE key = ?3 AND raw = 1",
+                         &x.st);
+        size_t end = i + batch < l.n ? i + batch : l.n;
+        for (; rc == TC_OK && x.rc == TC_OK && i < end; i++) {
+            tc_data key = {l.v[i].key, l.v[i].len, l.v[i].type};
+            fold_one(&x, &key, l.v[i].atime, l.v[i].count);
+        }
+        sqlite3_finalize(x.st);
+        rc = tc__work_end(&w, rc ? rc : x.rc);
+        if (rc == TC_OK)
+            *folded = i;
+    }
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i].key);
+    free(l.v);
+    if (rc == TC_OK && l.oom)
+        rc = tc__err(TC_ENOMEM, "out of memory folding accesses");
+    return rc;
+}
+
 /* ---- intents: the preupdate hook ---------------------------------------- */
 
 enum {

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../shm/hot.h"
 #include "internal.h"
 
 #define BATCH 100
@@ -121,6 +122,8 @@ static int run_all(tc_cache *c, int shard, const char *sql, const tc_data *arg,
         *count += (uint64_t)n;
         done += (uint64_t)n;
         progress(c, done);
+        if (stoppable)
+            TC_CRASH_POINT("worker-batch");
     } while (n == BATCH && !stopping(c, stoppable));
     return TC_OK;
 }
@@ -216,6 +219,8 @@ static int cull_loop(tc_cache *c, int shard, uint64_t *count, unsigned flags,
             return TC_OK;
         *count += (uint64_t)n;
         progress(c, *count);
+        if (stoppable)
+            TC_CRASH_POINT("worker-batch");
     }
 }
 

@@ -205,8 +205,13 @@ int tc__cull_inline(struct tc_work *w, double now, int64_t limit)
                    : w->set.cull_limit > 128 ? 128
                                              : w->set.cull_limit;
     int rc;
+    /* With a live worker (tiercached) expiry and culling are its job: a
+     * writer only takes an emergency step when the shard is more than
+     * twice over its limit. Without one, python-diskcache's rule. */
+    bool worker = limit > 0 && tc__worker_live(w->c);
+    double over = worker ? 2.0 * w->set.size_limit : w->set.size_limit;
 
-    while (budget > 0) {
+    while (budget > 0 && !worker) {
         sqlite3_stmt *st = tc__stmt(k, ST_CULL_EXPIRED_SEL);
         if (!st)
             return TC_EINTERNAL;
@@ -225,7 +230,7 @@ int tc__cull_inline(struct tc_work *w, double now, int64_t limit)
         uint64_t vol;
         if ((rc = tc__volume(w, &vol)))
             return rc;
-        if ((double)vol < w->set.size_limit)
+        if (worker ? (double)vol <= over : (double)vol < over)
             break;
         /* Hot hits never reached SQLite: fold them in before choosing
          * LRU/LFU victims (DESIGN-BRIEF 9.4). */

@@ -527,6 +527,87 @@ TC_API int tc_hot_gc(uint64_t *removed);
  * bumped inside every write transaction. */
 TC_API int tc_commit_seq(tc_cache *c, int shard, uint64_t *seq);
 
+/* ===================================================================== */
+/* Worker (tiercached)                                                   */
+/*
+ * One worker process per cache directory expires, culls, folds the hot
+ * tier's access data, checkpoints the WAL and recovers dead processes'
+ * hot-tier state (tools/tiercached.c). It holds an OFD write lock on
+ * DIR/cache.db-tiercached.lock while it runs and writes its status to
+ * DIR/cache.db-tiercached.status after every pass. While a worker is
+ * live, writers skip their inline cull unless a shard is more than twice
+ * over its size_limit; without one they cull as python-diskcache does.
+ */
+
+/* Modes for tc_set_worker(). */
+#define TC_WORKER_OFF  0 /* default: never start a worker */
+#define TC_WORKER_AUTO 1 /* tc_open starts tiercached when none runs */
+
+/*
+ * tc_set_worker - before tc_open: with TC_WORKER_AUTO, a successful
+ * writable open starts `tiercached DIR --daemon` when no process holds the
+ * worker lock. The program is $TIERCACHED if set, else tiercached in the
+ * library's own directory or in ../bin beside it, else beside the running
+ * executable. It is double-forked with setsid, keeps no inherited
+ * descriptor beyond 0-2 (which point at /dev/null), and runs as the
+ * opening user. A worker that cannot be started is not an error: the
+ * cache stays bounded by inline culling. Returns TC_OK or TC_EINVAL.
+ */
+TC_API int tc_set_worker(tc_cache *c, int mode);
+
+/* The status record a worker writes after each pass (all counts are of
+ * the last pass unless named total_). */
+typedef struct tc_worker_status {
+    int64_t pid;               /* the worker's process id */
+    double started;            /* Unix seconds the worker started */
+    double last_pass;          /* Unix seconds (worker's clock) at its end */
+    double duration_s;         /* wall time of the last pass, seconds */
+    uint64_t passes;           /* passes since the worker started */
+    uint64_t expired, culled;  /* items removed by the last pass */
+    uint64_t folded;           /* hot accesses written to SQLite */
+    uint64_t recovered;        /* dead process slots recovered */
+    uint64_t errors;           /* errors in the last pass */
+    uint64_t total_expired, total_culled, total_errors;
+    char last_error[160];      /* "" or the last error's tc_errmsg() */
+} tc_worker_status;
+
+/*
+ * tc_worker_lock - take the worker lock of the cache in @dir without
+ * waiting. @fd receives the lock file's descriptor on TC_OK (closing it
+ * releases the lock; it is close-on-exec). On TC_EXISTS another process
+ * holds it and @holder (may be NULL) receives its pid as recorded in the
+ * file (0 if unknown). Returns TC_OK, TC_EXISTS or an error.
+ */
+TC_API int tc_worker_lock(const char *dir, int *fd, int64_t *holder);
+
+/* tc_worker_live - 1 if a worker holds the lock of @c's directory, else 0
+ * (checked now, not cached). */
+TC_API int tc_worker_live(tc_cache *c);
+
+/*
+ * tc_worker_pass - one worker pass over every shard: expire (batches of
+ * 100, one transaction each), fold hot accesses (LRU/LFU shards, 1000 rows
+ * per transaction), cull to size_limit by the eviction policy (10-100 rows
+ * per transaction), a PASSIVE WAL checkpoint; then tc_hot_recover.
+ * Errors in one step are counted and the pass goes on. @st (may be NULL)
+ * receives this pass's counts and duration; its pid/started/passes/total_
+ * fields are left to the caller. Returns TC_OK, or the first error.
+ * Concurrency: any process; normally only the lock holder calls it.
+ */
+TC_API int tc_worker_pass(tc_cache *c, tc_worker_status *st);
+
+/* tc_worker_stop - make the running (or next) tc_worker_pass on @c return
+ * after its current batch. Async-signal-safe (one atomic store); cleared
+ * by tc_worker_resume. */
+TC_API void tc_worker_stop(tc_cache *c);
+TC_API void tc_worker_resume(tc_cache *c);
+
+/* tc_worker_status_put - write @st as the directory's status record
+ * (atomically replaced). tc_worker_status_get - read it: TC_OK, or
+ * TC_NOTFOUND when no worker ever wrote one. */
+TC_API int tc_worker_status_put(tc_cache *c, const tc_worker_status *st);
+TC_API int tc_worker_status_get(tc_cache *c, tc_worker_status *out);
+
 #ifdef __cplusplus
 }
 #endif
