@@ -256,11 +256,11 @@ struct tc_cache {
     struct tc_hot **hot_old;    /* retired views, unmapped at close */
     size_t hot_old_count;
     /* worker (worker.c) */
-    int worker_mode;              /* TC_WORKER_OFF / TC_WORKER_AUTO */
-    atomic_int worker_fd1;        /* lock file for F_OFD_GETLK, fd + 1 */
-    _Atomic uint64_t worker_ms;   /* monotonic ms of the last liveness check */
-    atomic_int worker_live;       /* result of that check */
-    atomic_int worker_stop;       /* tc_worker_stop: end a pass early */
+    int worker_mode;            /* TC_WORKER_OFF / TC_WORKER_AUTO */
+    atomic_int worker_fd1;      /* lock file for F_OFD_GETLK, fd + 1 */
+    _Atomic uint64_t worker_ms; /* monotonic ms of the last liveness check */
+    atomic_int worker_live;     /* result of that check */
+    atomic_int worker_stop;     /* tc_worker_stop: end a pass early */
 };
 
 TC_HIDDEN extern atomic_uint tc__fork_gen;
@@ -447,8 +447,7 @@ TC_HIDDEN bool tc__worker_live(tc_cache *c);
  * not expire first and takes 100 rows per transaction while far over. */
 TC_HIDDEN int tc__shard_expire_stoppable(tc_cache *c, int shard, double now,
                                          uint64_t *count);
-TC_HIDDEN int tc__shard_cull_stoppable(tc_cache *c, int shard,
-                                       uint64_t *count);
+TC_HIDDEN int tc__shard_cull_stoppable(tc_cache *c, int shard, uint64_t *count);
 /* hotpath.c, for the worker: collect the shard's unfolded hot accesses,
  * then write them in transactions of at most @batch rows. */
 TC_HIDDEN int tc__hot_fold_batched(tc_cache *c, int shard, unsigned batch,

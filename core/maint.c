@@ -166,10 +166,32 @@ int tc__shard_clear(tc_cache *c, int shard, uint64_t *count, unsigned flags)
                    NULL, false, 0, count, flags, false);
 }
 
-/* Delete rows in policy order while volume() > size_limit, @rows (at most
- * CULL_MAX) per transaction; the worker takes more while far over. */
 #define CULL_MAX 100
 
+/* The worker's step: about as many rows as the excess holds at the
+ * shard's average item size (1..CULL_MAX), so large excesses go in few
+ * transactions and the last steps remove single rows, never overshooting
+ * by more than the estimate's error. */
+static int cull_rows(struct tc_work *w, uint64_t vol)
+{
+    sqlite3_stmt *st = tc__stmt(w->k, ST_SETTING_GET);
+    int64_t n = 0;
+    if (st) {
+        sqlite3_bind_text(st, 1, "count", -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    if (n <= 0)
+        return 10;
+    double avg = (double)vol / (double)n;
+    double rows = ceil(((double)vol - w->set.size_limit) / avg);
+    return rows < 1 ? 1 : rows > CULL_MAX ? CULL_MAX : (int)rows;
+}
+
+/* Delete rows in policy order while volume() > size_limit: 10 per
+ * transaction as diskcache, or cull_rows() for the worker (which also
+ * stops between transactions once tc_worker_stop was called). */
 static int cull_loop(tc_cache *c, int shard, uint64_t *count, unsigned flags,
                      bool stoppable)
 {
@@ -194,9 +216,7 @@ static int cull_loop(tc_cache *c, int shard, uint64_t *count, unsigned flags,
         rc = tc__volume(&w, &vol);
         if (rc || (double)vol <= w.set.size_limit)
             return tc__work_end(&w, rc);
-        int rows = stoppable && (double)vol > 1.25 * w.set.size_limit
-                       ? CULL_MAX
-                       : 10;
+        int rows = stoppable ? cull_rows(&w, vol) : 10;
         sqlite3_stmt *st = tc__stmt(w.k, cull[w.set.policy]);
         sqlite3_bind_int(st, 1, rows);
         int64_t ids[CULL_MAX];

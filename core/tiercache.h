@@ -545,7 +545,7 @@ TC_API int tc_commit_seq(tc_cache *c, int shard, uint64_t *seq);
 
 /*
  * tc_set_worker - before tc_open: with TC_WORKER_AUTO, a successful
- * writable open starts `tiercached DIR --daemon` when no process holds the
+ * writable open starts `tiercached DIR --syslog` when no process holds the
  * worker lock. The program is $TIERCACHED if set, else tiercached in the
  * library's own directory or in ../bin beside it, else beside the running
  * executable. It is double-forked with setsid, keeps no inherited
@@ -558,17 +558,17 @@ TC_API int tc_set_worker(tc_cache *c, int mode);
 /* The status record a worker writes after each pass (all counts are of
  * the last pass unless named total_). */
 typedef struct tc_worker_status {
-    int64_t pid;               /* the worker's process id */
-    double started;            /* Unix seconds the worker started */
-    double last_pass;          /* Unix seconds (worker's clock) at its end */
-    double duration_s;         /* wall time of the last pass, seconds */
-    uint64_t passes;           /* passes since the worker started */
-    uint64_t expired, culled;  /* items removed by the last pass */
-    uint64_t folded;           /* hot accesses written to SQLite */
-    uint64_t recovered;        /* dead process slots recovered */
-    uint64_t errors;           /* errors in the last pass */
+    int64_t pid;              /* the worker's process id */
+    double started;           /* Unix seconds the worker started */
+    double last_pass;         /* Unix seconds (worker's clock) at its end */
+    double duration_s;        /* wall time of the last pass, seconds */
+    uint64_t passes;          /* passes since the worker started */
+    uint64_t expired, culled; /* items removed by the last pass */
+    uint64_t folded;          /* hot accesses written to SQLite */
+    uint64_t recovered;       /* dead process slots recovered */
+    uint64_t errors;          /* errors in the last pass */
     uint64_t total_expired, total_culled, total_errors;
-    char last_error[160];      /* "" or the last error's tc_errmsg() */
+    char last_error[160]; /* "" or the last error's tc_errmsg() */
 } tc_worker_status;
 
 /*
@@ -587,14 +587,25 @@ TC_API int tc_worker_live(tc_cache *c);
 /*
  * tc_worker_pass - one worker pass over every shard: expire (batches of
  * 100, one transaction each), fold hot accesses (LRU/LFU shards, 1000 rows
- * per transaction), cull to size_limit by the eviction policy (10-100 rows
- * per transaction), a PASSIVE WAL checkpoint; then tc_hot_recover.
+ * per transaction), cull to size_limit by the eviction policy (1-100 rows
+ * per transaction, sized from the excess), a PASSIVE WAL checkpoint; then
+ * tc_hot_recover.
  * Errors in one step are counted and the pass goes on. @st (may be NULL)
  * receives this pass's counts and duration; its pid/started/passes/total_
  * fields are left to the caller. Returns TC_OK, or the first error.
  * Concurrency: any process; normally only the lock holder calls it.
  */
 TC_API int tc_worker_pass(tc_cache *c, tc_worker_status *st);
+
+/*
+ * tc_hot_fold - write the hot tier's unfolded LRU/LFU access data of every
+ * shard into access_time / access_count: the accesses are copied out of
+ * the segment first, then written at most @batch rows (0: 1000) per write
+ * transaction. @folded (may be NULL) receives the rows written. A no-op
+ * without a segment or on shards whose policy is not LRU/LFU. Returns
+ * TC_OK or the first error (EBUSY, EIO...).
+ */
+TC_API int tc_hot_fold(tc_cache *c, unsigned batch, uint64_t *folded);
 
 /* tc_worker_stop - make the running (or next) tc_worker_pass on @c return
  * after its current batch. Async-signal-safe (one atomic store); cleared

@@ -60,11 +60,12 @@ static void apply_setting(lua_State *L, tcl_cache *o, int kind, int django_opts,
     if (strcmp(name, "worker") == 0) {
         if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
             return;
-        if (t == LUA_TSTRING && strcmp(lua_tostring(L, -1), "auto") == 0)
-            luaL_error(L,
-                       "%s: %s: worker: 'auto' needs tiercached, "
-                       "which this build does not have yet",
-                       who, where);
+        if (t == LUA_TSTRING && strcmp(lua_tostring(L, -1), "auto") == 0) {
+            /* tc_open starts tiercached when none runs: found through
+             * $TIERCACHED or beside the library (core/worker.c). */
+            tc_set_worker(o->c, TC_WORKER_AUTO);
+            return;
+        }
         luaL_error(L, "%s: %s: worker: expected \"auto\" or false", who, where);
     }
     /* Django's own options, carried over from settings.py and ignored:

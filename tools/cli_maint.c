@@ -45,7 +45,10 @@ struct stats {
     tc_value settings[N_STAT_SETTINGS];
     uint64_t *seqs; /* one per shard (one for a plain Cache) */
     int nseqs;
-    tc_hot_stats hot; /* hot.attached == 0: no segment */
+    tc_hot_stats hot;        /* hot.attached == 0: no segment */
+    int worker_live;         /* a tiercached holds the directory's lock */
+    int have_worker;         /* a status record exists */
+    tc_worker_status worker; /* the last one written */
 };
 
 /* read_hits - hits/misses via tc_stats with the current statistics
@@ -115,7 +118,54 @@ static int gather_stats(tc_cache *c, struct stats *st)
     rc = tc_hot_stats_get(c, &st->hot);
     if (rc != TC_OK)
         return fail_rc("hot stats", rc);
+    st->worker_live = tc_worker_live(c);
+    rc = tc_worker_status_get(c, &st->worker);
+    if (rc != TC_OK && rc != TC_NOTFOUND)
+        return fail_rc("worker status", rc);
+    st->have_worker = rc == TC_OK;
     return 0;
+}
+
+/* The worker's lines: its liveness and its last status record. */
+static void print_worker_json(const struct stats *st)
+{
+    const tc_worker_status *w = &st->worker;
+    printf("{\"running\": %s", st->worker_live ? "true" : "false");
+    if (st->have_worker) {
+        printf(", \"pid\": %" PRId64 ", \"last_pass\": ", w->pid);
+        json_real(w->last_pass);
+        fputs(", \"duration_s\": ", stdout);
+        json_real(w->duration_s);
+        printf(", \"passes\": %" PRIu64 ", \"expired\": %" PRIu64
+               ", \"culled\": %" PRIu64 ", \"folded\": %" PRIu64
+               ", \"recovered\": %" PRIu64 ", \"errors\": %" PRIu64
+               ", \"total_expired\": %" PRIu64 ", \"total_culled\": %" PRIu64
+               ", \"total_errors\": %" PRIu64 ", \"last_error\": ",
+               w->passes, w->expired, w->culled, w->folded, w->recovered,
+               w->errors, w->total_expired, w->total_culled, w->total_errors);
+        json_cstr(w->last_error);
+    }
+    putchar('}');
+}
+
+static void print_worker_plain(const struct stats *st)
+{
+    const tc_worker_status *w = &st->worker;
+    printf("%-19s %s\n", "worker", st->worker_live ? "running" : "not running");
+    if (!st->have_worker)
+        return;
+    char when[64];
+    fmt_real(w->last_pass, when, sizeof when);
+    printf("%-19s %" PRId64 "\n", "worker pid", w->pid);
+    printf("%-19s %s\n", "worker last_pass", when);
+    printf("%-19s %.3f\n", "worker duration_s", w->duration_s);
+    printf("%-19s %" PRIu64 "\n", "worker passes", w->passes);
+    printf("%-19s %" PRIu64 "\n", "worker expired", w->expired);
+    printf("%-19s %" PRIu64 "\n", "worker culled", w->culled);
+    printf("%-19s %" PRIu64 "\n", "worker folded", w->folded);
+    printf("%-19s %" PRIu64 "\n", "worker errors", w->errors);
+    if (w->last_error[0])
+        printf("%-19s %s\n", "worker last_error", w->last_error);
 }
 
 /* The hot-tier counters, in the order they are printed. */
@@ -195,6 +245,11 @@ static void print_stats_json(tc_cache *c, const struct stats *st)
     }
     fputs("], \"hot\": ", stdout);
     print_hot_json(&st->hot);
+    /* "worker" appears once a worker ran on the directory (or runs). */
+    if (st->have_worker || st->worker_live) {
+        fputs(", \"worker\": ", stdout);
+        print_worker_json(st);
+    }
     fputs("}\n", stdout);
 }
 
@@ -228,6 +283,8 @@ static void print_stats_plain(tc_cache *c, const struct stats *st)
     }
     putchar('\n');
     print_hot_plain(&st->hot);
+    if (st->have_worker || st->worker_live)
+        print_worker_plain(st);
 }
 
 int cmd_stats(struct cli *cli)

@@ -95,8 +95,8 @@ step "configure (asan+ubsan)" configure build-asan -Dtests=true \
   -Db_sanitize=address,undefined -Db_lundef=false -Dtest_hooks=true
 step "build (asan+ubsan)" ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  run_suite "asan+ubsan: unit mp cli" meson test -C build-asan --num-processes "$jobs" \
-  --suite unit --suite mp --suite cli --print-errorlogs
+  run_suite "asan+ubsan: unit mp cli worker" meson test -C build-asan --num-processes "$jobs" \
+  --suite unit --suite mp --suite cli --suite worker --print-errorlogs
 
 run_suite "valgrind: unit" meson test -C build-test --setup valgrind --suite unit \
   --num-processes "$jobs" --print-errorlogs

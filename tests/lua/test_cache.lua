@@ -702,7 +702,7 @@ test("constructor settings: unknown names and bad values are errors", function(d
   raises(function() tiercache.Cache(dir, {eviction_policy = "random"}) end, "eviction_policy")
   raises(function() tiercache.Cache(dir, {statistics = {}}) end, "statistics")
   raises(function() tiercache.Cache(dir, {[1] = 5}) end, "settings")
-  raises(function() tiercache.Cache(dir, {worker = "auto"}) end, "worker")
+  raises(function() tiercache.Cache(dir, {worker = "sometimes"}) end, "worker")
   raises(function() tiercache.Cache(dir, {shards = 4}) end, "shards")
   raises(function() tiercache.Cache(dir, 5) end, "settings")
   raises(function() tiercache.Cache(42) end, "directory")
