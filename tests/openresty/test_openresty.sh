@@ -6,13 +6,18 @@
 #      each writes its own key from a timer and waits to read the other's,
 #      so each proves it sees the other's writes (curl cannot pick a worker);
 #   2. a value written through HTTP is read back;
-#   3. nginx is stopped and started again: the data is still there.
+#   3. the first worker to open the cache started one tiercached for it
+#      (worker = "auto"), running as the worker user;
+#   4. nginx is stopped and started again: the data is still there, and
+#      still one tiercached.
 # Uses examples/openresty/nginx.conf with its placeholders filled in.
-# Usage: test_openresty.sh MODULE_SO   (the LuaJIT build of tiercache.so)
+# Usage: test_openresty.sh MODULE_SO TIERCACHED
+#   MODULE_SO   the LuaJIT build of tiercache.so; TIERCACHED the worker
 # With CI=true a missing nginx or lua module fails instead of skipping.
 set -uo pipefail
 
 MODULE_SO="$1"
+TIERCACHED_BIN="${2:-}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CONF_TEMPLATE="$HERE/../../examples/openresty/nginx.conf"
 skip() {
@@ -34,7 +39,9 @@ PREFIX="$(mktemp -d /tmp/tiercache-openresty.XXXXXX)"
 chmod 755 "$PREFIX"
 mkdir -p "$PREFIX"/{conf,logs,tmp,lib,data}
 cp "$MODULE_SO" "$PREFIX/lib/tiercache.so"
-chmod 755 "$PREFIX/lib" "$PREFIX/lib/tiercache.so"
+[ -n "$TIERCACHED_BIN" ] || { echo "usage: $0 MODULE_SO TIERCACHED"; exit 2; }
+cp "$TIERCACHED_BIN" "$PREFIX/lib/tiercached"
+chmod 755 "$PREFIX/lib" "$PREFIX/lib/tiercache.so" "$PREFIX/lib/tiercached"
 CACHE="$PREFIX/data/cache"
 USER_NAME="$(id -un) $(id -gn)"
 if [ "$(id -u)" -eq 0 ]; then
@@ -47,6 +54,7 @@ fi
 PORT="$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@CPATH@|$PREFIX/lib|g" \
     -e "s|@CACHE@|$CACHE|g" -e "s|@PORT@|$PORT|g" -e "s|@USER@|$USER_NAME|g" \
+    -e "s|@TIERCACHED@|$PREFIX/lib/tiercached|g" \
     "$CONF_TEMPLATE" >"$PREFIX/conf/nginx.conf"
 
 fail=0
@@ -72,8 +80,25 @@ stop() {
   done
   kill -KILL "$pid" 2>/dev/null
 }
+# tiercached processes working on this test's cache.
+workers_of_cache() {
+  local p
+  for p in $(pgrep -x tiercached); do
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$CACHE" && echo "$p"
+  done
+}
 cleanup() {
   stop
+  # The worker is detached from nginx on purpose; stop it here, and wait
+  # for it before its directory goes.
+  local w
+  w="$(workers_of_cache)"
+  for p in $w; do kill -TERM "$p" 2>/dev/null; done
+  for _ in $(seq 100); do
+    [ -z "$(workers_of_cache)" ] && break
+    sleep 0.1
+  done
+  for p in $(workers_of_cache); do kill -KILL "$p" 2>/dev/null; done
   # The hot-tier segment of the test cache goes with it.
   [ -n "$SEGMENT" ] && rm -f "$SEGMENT" "$SEGMENT.lock"
   rm -rf "$PREFIX"
@@ -116,11 +141,27 @@ for _ in 1 2 3 4; do
   check "get through nginx" "$([ "$v" = kept ] && echo ok || echo "got '$v'")"
 done
 
-# 3. restart: the data survives
+# 3. worker = "auto": one tiercached for the cache, as the worker user
+tc_pids=""
+for _ in $(seq 100); do
+  tc_pids="$(workers_of_cache | tr '\n' ' ')"
+  [ -n "$tc_pids" ] && break
+  sleep 0.1
+done
+check "worker = auto started one tiercached" "$(set -- $tc_pids; [ $# -eq 1 ] && echo ok || echo "tiercached pids: '$tc_pids'")"
+if [ -n "$tc_pids" ]; then
+  tc_user="$(ps -o user= -p $tc_pids | head -1 | tr -d ' ')"
+  check "tiercached runs as the worker user" "$([ "$tc_user" = "${USER_NAME%% *}" ] && echo ok || echo "user '$tc_user'")"
+fi
+
+# 4. restart: the data survives, and no second worker starts
 stop
 start || exit 1
 v="$(get persist)"
 check "value survives an nginx restart" "$([ "$v" = kept ] && echo ok || echo "got '$v'")"
+sleep 0.5
+after="$(workers_of_cache | tr '\n' ' ')"
+check "still one tiercached after the restart" "$([ "$after" = "$tc_pids" ] && echo ok || echo "before '$tc_pids' after '$after'")"
 check "the cache is python-diskcache's format" "$(/usr/bin/python3 -c "
 import diskcache, sys
 c = diskcache.FanoutCache('$CACHE')
