@@ -122,6 +122,8 @@ static inline void tu_clock_advance(struct tu_clock *clk, double dt)
 
 static atomic_uint tu_dir_counter;
 
+static inline void tu_rmrf(const char *path);
+
 /* tu_tmpdir - create a fresh directory /tmp/tctest-<pid>-<n>-<tag>, mode
  * 0755 (so a dropped-privilege child can traverse it), into @out. */
 static inline void tu_tmpdir(char *out, size_t cap, const char *tag)
@@ -129,7 +131,14 @@ static inline void tu_tmpdir(char *out, size_t cap, const char *tag)
     unsigned n = atomic_fetch_add(&tu_dir_counter, 1);
     snprintf(out, cap, "/tmp/tctest-%ld-%u-%s", (long)getpid(), n,
              tag ? tag : "t");
-    if (mkdir(out, 0755) != 0)
+    int rc = mkdir(out, 0755);
+    if (rc != 0 && errno == EEXIST) {
+        /* Left by a dead process that had our pid (a killed run): no live
+         * process can own this name but us. */
+        tu_rmrf(out);
+        rc = mkdir(out, 0755);
+    }
+    if (rc != 0)
         cr_assert_fail("mkdir %s: %s", out, strerror(errno));
     chmod(out, 0755);
 }
