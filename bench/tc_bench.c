@@ -46,6 +46,10 @@
 #define GOAL_WL_GET   20.0
 
 static struct bench_opts opts;
+/* --only worker (bench_worker.c): never part of the default run. */
+static bool run_worker;
+static int worker_items = 1000000;
+void worker_bench(const struct bench_opts *o, int items);
 static pid_t owner_pid;
 static bool keep_dir;
 /* Cache directories that may have a hot-tier segment (see cleanup). */
@@ -528,7 +532,13 @@ static void usage(FILE *fp)
             "  --ops N        workload: ops per process (default 20000;\n"
             "                 diskcache's own benchmark uses 100000)\n"
             "  --warmup N     workload: untimed first ops (default 1000)\n"
-            "  --only WHAT    micro | hot | workload\n"
+            "  --only WHAT    micro | hot | workload | worker (worker runs "
+            "only when\n"
+            "                 asked: reader latency while tiercached "
+            "expires/culls,\n"
+            "                 and LRU get vs python-diskcache)\n"
+            "  --worker-items N  worker: filler items expired/culled "
+            "(default 1000000)\n"
             "  --hot-keys N   hot: keys of the get-hit row (default "
             "10000)\n"
             "  --hot-ops N    hot: gets per timed phase and per process "
@@ -576,6 +586,7 @@ static void parse(int argc, char **argv)
         O_HOTOPS,
         O_BIG,
         O_BIGKEYS,
+        O_WITEMS,
         O_HELP
     };
     static const struct option lo[] = {
@@ -596,6 +607,7 @@ static void parse(int argc, char **argv)
         {"hot-ops", required_argument, NULL, O_HOTOPS},
         {"big", no_argument, NULL, O_BIG},
         {"big-keys", required_argument, NULL, O_BIGKEYS},
+        {"worker-items", required_argument, NULL, O_WITEMS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -631,8 +643,9 @@ static void parse(int argc, char **argv)
             opts.micro = strcmp(optarg, "micro") == 0;
             opts.workload = strcmp(optarg, "workload") == 0;
             opts.hot = strcmp(optarg, "hot") == 0;
-            if (!opts.micro && !opts.workload && !opts.hot)
-                bench_die("--only takes micro, hot or workload");
+            run_worker = strcmp(optarg, "worker") == 0;
+            if (!opts.micro && !opts.workload && !opts.hot && !run_worker)
+                bench_die("--only takes micro, hot, workload or worker");
             break;
         case O_HOTKEYS:
             hkeys = int_arg(optarg, "--hot-keys", 1);
@@ -645,6 +658,9 @@ static void parse(int argc, char **argv)
             break;
         case O_BIGKEYS:
             opts.big_keys = int_arg(optarg, "--big-keys", 1);
+            break;
+        case O_WITEMS:
+            worker_items = int_arg(optarg, "--worker-items", 1);
             break;
         case O_NOPY:
             opts.python = false;
@@ -687,6 +703,8 @@ static void parse(int argc, char **argv)
         bench_die("--runs is at most %d", BENCH_MAX_RUNS);
     if (opts.warmup_ops >= opts.ops)
         bench_die("--warmup must be below --ops");
+    if (run_worker && opts.json)
+        bench_die("--only worker prints tables only (no --json)");
 }
 
 int main(int argc, char **argv)
@@ -736,6 +754,8 @@ int main(int argc, char **argv)
         wl_run_all(&opts, &wl);
     if (opts.workload && !opts.json)
         wl_print(&opts, &wl);
+    if (run_worker)
+        worker_bench(&opts, worker_items);
     loadavg(m.load1, sizeof(m.load1));
     if (!opts.json)
         printf("\nload average at the end: %s\n", m.load1);
