@@ -13,7 +13,7 @@ PACKAGES=(
   # OpenResty's LuaJIT fork: libnginx-mod-http-lua needs it and replaces
   # Debian's luajit packages, so these two are the ones to ask for.
   luajit2 libluajit2-5.1-dev
-  nginx libnginx-mod-http-lua lua-resty-lrucache curl
+  nginx libnginx-mod-http-lua lua-resty-lrucache curl procps
 )
 
 missing=()
