@@ -294,8 +294,19 @@ bool tc__hot_fill_begin(tc_cache *c, int shard, const tc_data *key,
     *hit = false;
     if (!reads_hot(c, shard) || c->readonly || !(h = hot_current(c)))
         return false;
-    if (tc_hot_fill_lease(h, shard, key, 0))
+    if (tc_hot_fill_lease(h, shard, key, 0)) {
+        /* The previous holder may have installed the value (and dropped
+         * its lease) between our miss and our lease: look once more, or
+         * we would read SQLite and fill the same version again. */
+        if (out &&
+            tc_hot_get(h, shard, key, hot_now(c),
+                       access_of(c, shard) | TC_HOT_QUIET, out) == TC_HOT_HIT) {
+            tc_hot_fill_cancel(h, shard, key);
+            *hit = true;
+            return false;
+        }
         return true;
+    }
     for (int i = 0; i < 40; i++) {
         struct timespec ts = {0, 50000};
         nanosleep(&ts, NULL);
