@@ -27,46 +27,39 @@ static unsigned retry_flag(lua_State *L, int opts, const tcl_cache *o,
     return tcl_opt_bool(L, opts, o, m, "retry", 0) ? TC_RETRY : 0;
 }
 
-/* Push a value read from the cache, or raise naming the method. The item
- * is cleared either way. */
+/* Push one part of an item read from the cache (@what: "value", "tag" or
+ * "key"; a missing tag is nil), or raise naming the method. The item is
+ * kept on success and cleared before raising. */
+static void push_part(lua_State *L, const tcl_cache *o, const char *m,
+                      tc_item *it, const tc_value *v, const char *what)
+{
+    char err[160];
+
+    if (v->type == TC_NONE && v == &it->tag) {
+        lua_pushnil(L);
+    } else if (tcl_push_value(L, v, err, sizeof err) != 0) {
+        tc_item_clear(it);
+        tcl_raise_code(L, "ECORRUPT", "%s.%s: stored %s: %s",
+                       tcl_kind_name(o->kind), m, what, err);
+    }
+}
+
 static void push_item_value(lua_State *L, const tcl_cache *o, const char *m,
                             tc_item *it)
 {
-    char err[160];
-
-    if (tcl_push_value(L, &it->value, err, sizeof err) != 0) {
-        tc_item_clear(it);
-        tcl_raise_code(L, "ECORRUPT", "%s.%s: stored value: %s",
-                       tcl_kind_name(o->kind), m, err);
-    }
+    push_part(L, o, m, it, &it->value, "value");
 }
 
-/* Push the tag of an item (nil when it has none); the item is kept. */
 static void push_tag(lua_State *L, const tcl_cache *o, const char *m,
                      tc_item *it)
 {
-    char err[160];
-
-    if (it->tag.type == TC_NONE) {
-        lua_pushnil(L);
-    } else if (tcl_push_value(L, &it->tag, err, sizeof err) != 0) {
-        tc_item_clear(it);
-        tcl_raise_code(L, "ECORRUPT", "%s.%s: stored tag: %s",
-                       tcl_kind_name(o->kind), m, err);
-    }
+    push_part(L, o, m, it, &it->tag, "tag");
 }
 
-/* Push the key of an item (pull, peek, peekitem); the item is kept. */
 static void push_key(lua_State *L, const tcl_cache *o, const char *m,
                      tc_item *it)
 {
-    char err[160];
-
-    if (tcl_push_value(L, &it->key, err, sizeof err) != 0) {
-        tc_item_clear(it);
-        tcl_raise_code(L, "ECORRUPT", "%s.%s: stored key: %s",
-                       tcl_kind_name(o->kind), m, err);
-    }
+    push_part(L, o, m, it, &it->key, "key");
 }
 
 /* ---- set / add --------------------------------------------------------- */
@@ -310,6 +303,17 @@ int tcl_m_pop(lua_State *L)
 
 /* ---- delete / touch / contains / incr ---------------------------------- */
 
+/* Push whether the item existed: true on TC_OK, false when missing or on
+ * a timeout this kind of cache swallows; raise on anything else. */
+static int push_existed(lua_State *L, const tcl_cache *o, const char *m, int rc)
+{
+    if (rc == TC_OK || rc == TC_NOTFOUND || swallowed(o, rc)) {
+        lua_pushboolean(L, rc == TC_OK);
+        return 1;
+    }
+    return tcl_raise(L, o, m, rc);
+}
+
 static const char *const O_RETRY[] = {"retry", NULL};
 
 int tcl_m_delete(lua_State *L)
@@ -321,11 +325,7 @@ int tcl_m_delete(lua_State *L)
     tcl_key(L, 2, o, "delete", "key", &key);
     tcl_opts(L, 3, o, "delete", O_RETRY);
     int rc = tc_delete(o->c, &key.d, retry_flag(L, 3, o, "delete"));
-    if (rc == TC_OK || rc == TC_NOTFOUND || swallowed(o, rc)) {
-        lua_pushboolean(L, rc == TC_OK);
-        return 1;
-    }
-    return tcl_raise(L, o, "delete", rc);
+    return push_existed(L, o, "delete", rc);
 }
 
 int tcl_m_touch(lua_State *L)
@@ -338,11 +338,7 @@ int tcl_m_touch(lua_State *L)
     double expire = tcl_expire_arg(L, 3, o, "touch", "expire");
     tcl_opts(L, 4, o, "touch", O_RETRY);
     int rc = tc_touch(o->c, &key.d, expire, retry_flag(L, 4, o, "touch"));
-    if (rc == TC_OK || rc == TC_NOTFOUND || swallowed(o, rc)) {
-        lua_pushboolean(L, rc == TC_OK);
-        return 1;
-    }
-    return tcl_raise(L, o, "touch", rc);
+    return push_existed(L, o, "touch", rc);
 }
 
 int tcl_m_contains(lua_State *L)
@@ -353,11 +349,7 @@ int tcl_m_contains(lua_State *L)
 
     tcl_key(L, 2, o, "contains", "key", &key);
     int rc = tc_contains(o->c, &key.d);
-    if (rc == TC_OK || rc == TC_NOTFOUND || swallowed(o, rc)) {
-        lua_pushboolean(L, rc == TC_OK);
-        return 1;
-    }
-    return tcl_raise(L, o, "contains", rc);
+    return push_existed(L, o, "contains", rc);
 }
 
 /* A number argument for incr: integer or float datum. */
@@ -370,43 +362,32 @@ static void number_arg(lua_State *L, int idx, const tcl_cache *o, const char *m,
     tcl_key(L, idx, o, m, arg, out);
 }
 
-/* incr(key, delta, default, opts) and decr: stack 1..5. */
-static int incr_common(lua_State *L, int sign)
+void tcl_incr_delta(lua_State *L, int idx, const tcl_cache *o, const char *m,
+                    int sign, tcl_datum *delta)
 {
-    const char *m = sign > 0 ? "incr" : "decr";
-    tcl_cache *o = tcl_self(L, m, TCL_K_ALL);
-    tcl_datum key, delta, deflt;
-    tc_value out = TC_VALUE_INIT;
+    if (lua_isnoneornil(L, idx)) {
+        delta->i = 1;
+        delta->d = tc_int(&delta->i);
+    } else {
+        number_arg(L, idx, o, m, "delta", delta);
+    }
+    if (sign > 0)
+        return;
+    if (delta->d.type == TC_INT) {
+        if (delta->i == INT64_MIN)
+            tcl_argerror(L, o, m, "delta", "out of range");
+        delta->i = -delta->i;
+    } else {
+        delta->f = -delta->f;
+    }
+}
 
-    tcl_key(L, 2, o, m, "key", &key);
-    if (lua_isnoneornil(L, 3)) {
-        delta.i = 1;
-        delta.d = tc_int(&delta.i);
-    } else {
-        number_arg(L, 3, o, m, "delta", &delta);
-    }
-    if (sign < 0) {
-        if (delta.d.type == TC_INT) {
-            if (delta.i == INT64_MIN)
-                return tcl_argerror(L, o, m, "delta", "out of range");
-            delta.i = -delta.i;
-        } else {
-            delta.f = -delta.f;
-        }
-    }
-    int has_default = 1;
-    if (lua_isnoneornil(L, 4)) {
-        deflt.i = 0;
-        deflt.d = tc_int(&deflt.i);
-    } else if (lua_isboolean(L, 4) && !lua_toboolean(L, 4)) {
-        has_default = 0;
-    } else {
-        number_arg(L, 4, o, m, "default", &deflt);
-    }
-    tcl_opts(L, 5, o, m, O_RETRY);
-    unsigned flags = retry_flag(L, 5, o, m);
-    int rc = tc_incr(o->c, &key.d, &delta.d, has_default ? &deflt.d : NULL,
-                     &out, flags);
+int tcl_incr_push(lua_State *L, const tcl_cache *o, const char *m,
+                  const tc_data *key, const tc_data *delta,
+                  const tc_data *deflt, unsigned flags)
+{
+    tc_value out = TC_VALUE_INIT;
+    int rc = tc_incr(o->c, key, delta, deflt, &out, flags);
     if (rc == TC_OK) {
         if (out.type == TC_INT)
             tcl_pushint(L, out.i);
@@ -419,14 +400,39 @@ static int incr_common(lua_State *L, int sign)
         lua_pushnil(L);
         return 1;
     }
-    if (rc == TC_NOTFOUND) {
-        lua_pushfstring(L, "%s.%s: key '", tcl_kind_name(o->kind), m);
-        tcl_tostring(L, 2);
-        lua_pushliteral(L, "' not found");
-        lua_concat(L, 3);
-        return lua_error(L);
-    }
+    if (rc == TC_NOTFOUND)
+        return 0;
     return tcl_raise(L, o, m, rc);
+}
+
+/* incr(key, delta, default, opts) and decr: stack 1..5. */
+static int incr_common(lua_State *L, int sign)
+{
+    const char *m = sign > 0 ? "incr" : "decr";
+    tcl_cache *o = tcl_self(L, m, TCL_K_ALL);
+    tcl_datum key, delta, deflt;
+
+    tcl_key(L, 2, o, m, "key", &key);
+    tcl_incr_delta(L, 3, o, m, sign, &delta);
+    int has_default = 1;
+    if (lua_isnoneornil(L, 4)) {
+        deflt.i = 0;
+        deflt.d = tc_int(&deflt.i);
+    } else if (lua_isboolean(L, 4) && !lua_toboolean(L, 4)) {
+        has_default = 0;
+    } else {
+        number_arg(L, 4, o, m, "default", &deflt);
+    }
+    tcl_opts(L, 5, o, m, O_RETRY);
+    unsigned flags = retry_flag(L, 5, o, m);
+    if (tcl_incr_push(L, o, m, &key.d, &delta.d, has_default ? &deflt.d : NULL,
+                      flags))
+        return 1;
+    lua_pushfstring(L, "%s.%s: key '", tcl_kind_name(o->kind), m);
+    tcl_tostring(L, 2);
+    lua_pushliteral(L, "' not found");
+    lua_concat(L, 3);
+    return lua_error(L);
 }
 
 int tcl_m_incr(lua_State *L)

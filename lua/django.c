@@ -206,7 +206,6 @@ static int incr_common(lua_State *L, int sign)
     const char *m = sign > 0 ? "incr" : "decr";
     tcl_cache *o = dj_self(L, m);
     tcl_datum key, delta, deflt;
-    tc_value out = TC_VALUE_INIT;
 
     lua_settop(L, 4);
     tcl_opts(L, 4, o, m, allowed);
@@ -215,23 +214,7 @@ static int incr_common(lua_State *L, int sign)
     lua_replace(L, 2);
     lua_pop(L, 1);
     tcl_key(L, 2, o, m, "key", &key);
-    if (lua_isnil(L, 3)) {
-        delta.i = 1;
-        delta.d = tc_int(&delta.i);
-    } else if (lua_type(L, 3) == LUA_TNUMBER) {
-        tcl_key(L, 3, o, m, "delta", &delta);
-    } else {
-        return tcl_argerror(L, o, m, "delta", "expected a number, got %s",
-                            luaL_typename(L, 3));
-    }
-    if (sign < 0) {
-        if (delta.d.type == TC_INT && delta.i == INT64_MIN)
-            return tcl_argerror(L, o, m, "delta", "out of range");
-        if (delta.d.type == TC_INT)
-            delta.i = -delta.i;
-        else
-            delta.f = -delta.f;
-    }
+    tcl_incr_delta(L, 3, o, m, sign, &delta);
     tcl_opt_push(L, 4, "default");
     int has_default = !lua_isnil(L, -1);
     if (has_default) {
@@ -241,26 +224,12 @@ static int incr_common(lua_State *L, int sign)
         tcl_key(L, -1, o, m, "default", &deflt);
     }
     unsigned flags = tcl_opt_bool(L, 4, o, m, "retry", 1) ? TC_RETRY : 0;
-    int rc = tc_incr(o->c, &key.d, &delta.d, has_default ? &deflt.d : NULL,
-                     &out, flags);
-    if (rc == TC_OK) {
-        if (out.type == TC_INT)
-            tcl_pushint(L, out.i);
-        else
-            lua_pushnumber(L, (lua_Number)out.d);
-        tc_value_clear(&out);
+    if (tcl_incr_push(L, o, m, &key.d, &delta.d, has_default ? &deflt.d : NULL,
+                      flags))
         return 1;
-    }
-    if (rc == TC_EBUSY) {
-        lua_pushnil(L);
-        return 1;
-    }
     /* Django's ValueError message, exactly: no "file:line:" prefix. */
-    if (rc == TC_NOTFOUND) {
-        lua_pushfstring(L, "Key '%s' not found", lua_tostring(L, 2));
-        return lua_error(L);
-    }
-    return tcl_raise(L, o, m, rc);
+    lua_pushfstring(L, "Key '%s' not found", lua_tostring(L, 2));
+    return lua_error(L);
 }
 
 static int dj_incr(lua_State *L)

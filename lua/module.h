@@ -187,6 +187,17 @@ int tcl_m_close(lua_State *L);
 int tcl_m_subcache(lua_State *L);
 int tcl_m_subdeque(lua_State *L);
 int tcl_m_subindex(lua_State *L);
+/* cache.c, shared with django.c's incr/decr: the delta at @idx (nil: 1),
+ * negated when @sign < 0; and tc_incr with the new value pushed (nil for
+ * a timeout a FanoutCache or DjangoCache swallows). tcl_incr_push returns
+ * 1, or 0 when the key is missing without a default (the caller raises
+ * its own message); it raises on other errors. */
+void tcl_incr_delta(lua_State *L, int idx, const tcl_cache *o, const char *m,
+                    int sign, tcl_datum *delta);
+int tcl_incr_push(lua_State *L, const tcl_cache *o, const char *m,
+                  const tc_data *key, const tc_data *delta,
+                  const tc_data *deflt, unsigned flags);
+
 /* cache.c: __gc of iterator states. */
 int tcl_iter_gc(lua_State *L);
 
