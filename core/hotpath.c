@@ -430,6 +430,22 @@ static void fold_one(void *arg, const tc_data *key, uint32_t atime,
         x->rc = tc__sqlerr(sqlite3_db_handle(x->st), src, "folding accesses");
 }
 
+/* The fold's UPDATE for @policy. Never move access data backwards: hits
+ * may be older than a cold get's update. LRU takes the time (?1), LFU the
+ * estimated count (?2). */
+static int prepare_fold(struct tc_conn *k, int policy, sqlite3_stmt **st)
+{
+    return tc__prepare(k,
+                       policy == TC_POLICY_LRU
+                           ? "UPDATE Cache SET access_time ="
+                             " MAX(access_time, ?1) + 0 * ?2"
+                             " WHERE key = ?3 AND raw = 1"
+                           : "UPDATE Cache SET access_count ="
+                             " MAX(access_count, ?2) + 0 * ?1"
+                             " WHERE key = ?3 AND raw = 1",
+                       st);
+}
+
 int tc__hot_fold(struct tc_work *w, bool force)
 {
     tc_cache *c = w->c;
@@ -441,17 +457,7 @@ int tc__hot_fold(struct tc_work *w, bool force)
     if (!force && !tc_hot_check_due_fold(h, shard))
         return TC_OK;
     struct fold_ctx x = {NULL, TC_OK};
-    /* Never move access data backwards: hits may be older than a cold
-     * get's update. LRU takes the time, LFU the estimated count. */
-    int rc = tc__prepare(w->k,
-                         w->set.policy == TC_POLICY_LRU
-                             ? "UPDATE Cache SET access_time ="
-                               " MAX(access_time, ?1) + 0 * ?2"
-                               " WHERE key = ?3 AND raw = 1"
-                             : "UPDATE Cache SET access_count ="
-                               " MAX(access_count, ?2) + 0 * ?1"
-                               " WHERE key = ?3 AND raw = 1",
-                         &x.st);
+    int rc = prepare_fold(w->k, w->set.policy, &x.st);
     if (rc)
         return rc;
     tc_hot_access_fold(h, shard, fold_one, &x);
@@ -524,15 +530,7 @@ int tc__hot_fold_batched(tc_cache *c, int shard, unsigned batch,
         if ((rc = tc__work_write(c, shard, 0, &w)))
             break;
         struct fold_ctx x = {NULL, TC_OK};
-        rc = tc__prepare(w.k,
-                         w.set.policy == TC_POLICY_LRU
-                             ? "UPDATE Cache SET access_time ="
-                               " MAX(access_time, ?1) + 0 * ?2"
-                               " WHERE key = ?3 AND raw = 1"
-                             : "UPDATE Cache SET access_count ="
-                               " MAX(access_count, ?2) + 0 * ?1"
-                               " WHERE key = ?3 AND raw = 1",
-                         &x.st);
+        rc = prepare_fold(w.k, w.set.policy, &x.st);
         size_t end = i + batch < l.n ? i + batch : l.n;
         for (; rc == TC_OK && x.rc == TC_OK && i < end; i++) {
             tc_data key = {l.v[i].key, l.v[i].len, l.v[i].type};
