@@ -869,11 +869,7 @@ uint64_t tc_hot_check_walk(struct tc_hot *h, void (*bad)(void *, const char *),
                         BAD("chunk %#x: lengths or shard out of bounds",
                             SW_CHUNK(w));
                     } else {
-                        k.shard = it->shard;
-                        k.type = it->key_type;
-                        k.p = it->data;
-                        k.len = it->key_len;
-                        hot_key_finish(h, &k);
+                        hot_key_of_item(h, it, &k);
                         if ((k.b1 != bi && k.b2 != bi) || k.tag != SW_TAG(w))
                             BAD("chunk %#x: key hashes to another bucket",
                                 SW_CHUNK(w));

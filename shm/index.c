@@ -73,17 +73,23 @@ void hot_key_finish(struct tc_hot *h, struct hot_key *k)
     k->b2 = (k->b1 ^ (((uint64_t)k->tag | 1) * UINT64_C(0x9E3779B1))) & h->mask;
 }
 
+void hot_key_of_item(struct tc_hot *h, const struct hot_item *it,
+                     struct hot_key *k)
+{
+    k->shard = it->shard;
+    k->type = it->key_type;
+    k->p = it->data;
+    k->len = it->key_len;
+    hot_key_finish(h, k);
+}
+
 bool hot_chunk_referenced(struct tc_hot *h, uint32_t idx,
                           const struct hot_item *it, uint32_t csize)
 {
     if (it->shard >= h->nshards || it->key_len > csize - HOT_ITEM_HDR)
         return false;
     struct hot_key k;
-    k.shard = it->shard;
-    k.type = it->key_type;
-    k.p = it->data;
-    k.len = it->key_len;
-    hot_key_finish(h, &k);
+    hot_key_of_item(h, it, &k);
     _Atomic uint64_t *slot[2 * HOT_SLOTS];
     int n = hot_key_slots(h, k.b1, k.b2, slot);
     for (int i = 0; i < n; i++) {

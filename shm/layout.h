@@ -273,6 +273,10 @@ static inline int hot_key_slots(struct tc_hot *h, uint64_t b1, uint64_t b2,
 
 /* Hash, tag and buckets of k->shard/type/p/len. */
 TC_HIDDEN_SHM void hot_key_finish(struct tc_hot *h, struct hot_key *k);
+/* The key of an item read from the segment (the caller has checked its
+ * shard and key length against the chunk). */
+TC_HIDDEN_SHM void hot_key_of_item(struct tc_hot *h, const struct hot_item *it,
+                                   struct hot_key *k);
 TC_HIDDEN_SHM uint64_t hot_hash(const struct tc_hot *h, int shard, int type,
                                 const void *p, uint32_t len);
 /* Lock / unlock the (one or two) buckets of a key, in index order. */

@@ -118,11 +118,7 @@ static void recover_chunk(struct tc_hot *h, uint32_t idx, struct hot_item *it,
         return;
     }
     struct hot_key k;
-    k.shard = it->shard;
-    k.type = it->key_type;
-    k.p = it->data;
-    k.len = it->key_len;
-    hot_key_finish(h, &k);
+    hot_key_of_item(h, it, &k);
     hot_lock2(h, k.b1, k.b2);
     bool referenced = hot_chunk_referenced(h, idx, it, csize);
     atomic_compare_exchange_strong(&it->state, &expect,
