@@ -297,15 +297,24 @@ static void push_version_opts(lua_State *L, int opts)
     lua_setfield(L, -2, "version");
 }
 
-static int dj_get_many(lua_State *L)
+/* The arguments of get_many, set_many and delete_many: self, a table
+ * (@arg) at 2 and opts{version} at @top. */
+static tcl_cache *many_args(lua_State *L, const char *m, const char *arg,
+                            int top)
 {
     static const char *const allowed[] = {"version", NULL};
-    tcl_cache *o = dj_self(L, "get_many");
-    lua_settop(L, 3);
+    tcl_cache *o = dj_self(L, m);
+    lua_settop(L, top);
     if (!lua_istable(L, 2))
-        return tcl_argerror(L, o, "get_many", "keys",
-                            "expected a table, got %s", luaL_typename(L, 2));
-    tcl_opts(L, 3, o, "get_many", allowed);
+        tcl_argerror(L, o, m, arg, "expected a table, got %s",
+                     luaL_typename(L, 2));
+    tcl_opts(L, top, o, m, allowed);
+    return o;
+}
+
+static int dj_get_many(lua_State *L)
+{
+    many_args(L, "get_many", "keys", 3);
     lua_newtable(L); /* result */
     int res = lua_gettop(L);
     lua_newtable(L); /* a unique "missing" marker */
@@ -328,13 +337,7 @@ static int dj_get_many(lua_State *L)
 
 static int dj_set_many(lua_State *L)
 {
-    static const char *const allowed[] = {"version", NULL};
-    tcl_cache *o = dj_self(L, "set_many");
-    lua_settop(L, 4);
-    if (!lua_istable(L, 2))
-        return tcl_argerror(L, o, "set_many", "mapping",
-                            "expected a table, got %s", luaL_typename(L, 2));
-    tcl_opts(L, 4, o, "set_many", allowed);
+    tcl_cache *o = many_args(L, "set_many", "mapping", 4);
     push_backend_timeout(L, o, "set_many", 3); /* checks it */
     lua_pop(L, 1);
     lua_newtable(L); /* keys that failed */
@@ -360,13 +363,7 @@ static int dj_set_many(lua_State *L)
 
 static int dj_delete_many(lua_State *L)
 {
-    static const char *const allowed[] = {"version", NULL};
-    tcl_cache *o = dj_self(L, "delete_many");
-    lua_settop(L, 3);
-    if (!lua_istable(L, 2))
-        return tcl_argerror(L, o, "delete_many", "keys",
-                            "expected a table, got %s", luaL_typename(L, 2));
-    tcl_opts(L, 3, o, "delete_many", allowed);
+    many_args(L, "delete_many", "keys", 3);
     size_t n = tcl_rawlen(L, 2);
     for (size_t i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, (int)i);
