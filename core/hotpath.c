@@ -206,6 +206,20 @@ static struct tc_hot *hot_current(tc_cache *c)
     return hot_of(c);
 }
 
+bool tc__hot_self_id(tc_cache *c, uint32_t *slot, uint32_t *gen, uint64_t *seg)
+{
+    tc__after_fork_check(c); /* a forked child answers with its own slot */
+    struct tc_hot *h = hot_current(c);
+    return h && tc_hot_self_id(h, slot, gen, seg);
+}
+
+int tc__hot_id_alive(tc_cache *c, uint32_t slot, uint32_t gen, uint64_t seg)
+{
+    tc__after_fork_check(c);
+    struct tc_hot *h = hot_current(c);
+    return h ? tc_hot_id_alive(h, slot, gen, seg) : -1;
+}
+
 /* A process without a segment (hot_size 0, or opened before the segment
  * existed) learns of a new one from hot_epoch, read at BEGIN under the
  * write lock, and attaches before its transaction changes any row. */

@@ -421,6 +421,12 @@ TC_HIDDEN void tc__hot_precommit(tc_cache *c, struct tc_conn *k);
 TC_HIDDEN void tc__hot_publish(tc_cache *c, int shard, const tc_data *key,
                                const tc_data *val, const tc_data *tag,
                                double expire, uint64_t n);
+/* Process identity for recipe records (shm/hot.h tc_hot_self_id and
+ * tc_hot_id_alive through the handle's current segment). */
+TC_HIDDEN bool tc__hot_self_id(tc_cache *c, uint32_t *slot, uint32_t *gen,
+                               uint64_t *seg);
+TC_HIDDEN int tc__hot_id_alive(tc_cache *c, uint32_t slot, uint32_t gen,
+                               uint64_t seg);
 TC_HIDDEN void tc__hot_floor_repair(tc_cache *c, struct tc_hot *h);
 /* A get straight from SQLite (no hot tier); @snap (may be NULL) receives
  * the commit sequence of the read snapshot. */

@@ -619,6 +619,175 @@ TC_API void tc_worker_resume(tc_cache *c);
 TC_API int tc_worker_status_put(tc_cache *c, const tc_worker_status *st);
 TC_API int tc_worker_status_get(tc_cache *c, tc_worker_status *out);
 
+/* ===================================================================== */
+/* Deque: python-diskcache's persistent deque over a plain Cache         */
+/*
+ * Stored exactly as python-diskcache stores a Deque: the items of a plain
+ * Cache whose keys are the integers tc_push/tc_pull give out with no
+ * prefix (500000000000000 plus or minus n), in key order, so either side
+ * reads a deque the other wrote (for raw-typed values). Use a cache opened
+ * with tc_deque_open (eviction_policy "none": nothing is ever culled).
+ *
+ * Every call is one write transaction (TC_RETRY on busy): atomic across
+ * processes. Indexes are 0-based; a negative index counts from the end
+ * (-1 is the last item). @maxlen < 0 means unbounded; a push or extend that
+ * makes the deque longer than @maxlen drops items from the other end in
+ * the same transaction (python's maxlen). Values compare equal (count,
+ * remove) when their types and bytes are equal, an INTEGER and a REAL when
+ * their numbers are equal.
+ */
+/* tc_deque_open - tc_create + plain Cache + eviction_policy "none" +
+ * tc_open(@dir, @flags); *out is NULL on error. */
+TC_API int tc_deque_open(tc_cache **out, const char *dir, unsigned flags);
+/* Append @val at @side (TC_BACK: append, TC_FRONT: appendleft). */
+TC_API int tc_deque_push(tc_cache *c, const tc_data *val, int side,
+                         int64_t maxlen);
+/* Push @n values one after another at @side (extend / extendleft). */
+TC_API int tc_deque_extend(tc_cache *c, const tc_data *vals, size_t n,
+                           int side, int64_t maxlen);
+/* Remove and return the item at @side: TC_OK or TC_NOTFOUND (empty). */
+TC_API int tc_deque_pop(tc_cache *c, int side, tc_value *out);
+/* The item at @side without removing it: TC_OK or TC_NOTFOUND. */
+TC_API int tc_deque_peek(tc_cache *c, int side, tc_value *out);
+TC_API int tc_deque_len(tc_cache *c, uint64_t *n);
+/* Indexed access: TC_NOTFOUND when @index is out of range. */
+TC_API int tc_deque_get(tc_cache *c, int64_t index, tc_value *out);
+TC_API int tc_deque_set(tc_cache *c, int64_t index, const tc_data *val);
+TC_API int tc_deque_delete(tc_cache *c, int64_t index);
+/* Number of items equal to @val. */
+TC_API int tc_deque_count(tc_cache *c, const tc_data *val, uint64_t *n);
+/* Remove the first item equal to @val: TC_OK or TC_NOTFOUND. */
+TC_API int tc_deque_remove(tc_cache *c, const tc_data *val);
+TC_API int tc_deque_reverse(tc_cache *c);
+/* Rotate right by @steps (left when negative), as collections.deque. */
+TC_API int tc_deque_rotate(tc_cache *c, int64_t steps);
+/* Drop items from @side until at most @maxlen remain (maxlen setter). */
+TC_API int tc_deque_trim(tc_cache *c, int64_t maxlen, int side);
+TC_API int tc_deque_clear(tc_cache *c);
+
+/* ===================================================================== */
+/* Index: python-diskcache's persistent ordered mapping over a Cache     */
+/*
+ * An Index is a plain Cache with eviction_policy "none" whose insertion
+ * order (rowid) is the mapping's order: get/set/delete/pop/push/pull/
+ * clear/tc_length and tc_iter_open(TC_ITER_INSERTION) are the Cache calls
+ * (python's Index passes retry=True: use TC_RETRY); these add the rest.
+ */
+/* tc_index_open - like tc_deque_open. */
+TC_API int tc_index_open(tc_cache **out, const char *dir, unsigned flags);
+/* The value of @key, storing @deflt first if the key is missing. */
+TC_API int tc_index_setdefault(tc_cache *c, const tc_data *key,
+                               const tc_data *deflt, tc_value *out);
+/* Remove and return the newest (@last != 0) or oldest item, key and value
+ * in @out, in one transaction: TC_OK or TC_NOTFOUND (empty). */
+TC_API int tc_index_popitem(tc_cache *c, int last, tc_item *out);
+
+/* ===================================================================== */
+/* Recipes: cross-process locks, averages, rate limits, early recompute  */
+/*
+ * Lock, RLock and the lease of memoize_stampede record their holder at
+ * the key as TEXT ("tiercache-owner ..."): its hot-tier process slot and
+ * the slot's generation, its pid and a thread id. A waiter that finds the
+ * holder dead (the kernel released the slot's liveness lock, or another
+ * process reuses the slot) takes the lock over, so a killed holder never
+ * keeps a lock held, with or without @expire. Dead-holder detection needs
+ * the hot tier's segment (hot_size 0 still attaches one); a holder that
+ * recorded no slot, or a value python-diskcache wrote, is taken to be
+ * alive and only its @expire frees it.
+ *
+ * Waiting costs reads, not writes: a waiter polls with a backoff from
+ * 1 ms doubling up to TC_LOCK_POLL_MAX seconds, and writes only when the
+ * lock looks free or its holder dead. So a dead holder's lock is taken
+ * over within TC_LOCK_LIVENESS_BOUND seconds of its death.
+ *
+ * @expire: seconds (TC_NO_EXPIRE: never). @timeout: seconds to wait
+ * (< 0: forever; 0: try once). Acquire returns TC_OK, or TC_EXISTS when
+ * the lock was still held at the timeout. Python-diskcache's Lock (an add
+ * of None at the same key) and this one exclude each other.
+ */
+#define TC_LOCK_POLL_MAX       0.1
+#define TC_LOCK_LIVENESS_BOUND 0.25
+TC_API int tc_lock_acquire(tc_cache *c, const tc_data *key, double expire,
+                           double timeout);
+/* tc_lock_release - TC_OK, TC_NOTFOUND if the lock is not held, TC_EPERM
+ * if another process holds it. */
+TC_API int tc_lock_release(tc_cache *c, const tc_data *key);
+/* tc_lock_locked - TC_OK if held by a live holder, else TC_NOTFOUND. */
+TC_API int tc_lock_locked(tc_cache *c, const tc_data *key);
+
+/* RLock: a Lock its holder may take again; the holder is this process
+ * plus @thread (any caller-chosen id: a thread, a coroutine; NULL or "" is
+ * the calling thread). Release returns TC_EPERM when not held by the
+ * caller ("cannot release un-acquired lock"). */
+TC_API int tc_rlock_acquire(tc_cache *c, const tc_data *key,
+                            const char *thread, double expire, double timeout);
+TC_API int tc_rlock_release(tc_cache *c, const tc_data *key,
+                            const char *thread);
+
+/* BoundedSemaphore: the key holds the free permits as an INTEGER, as
+ * python-diskcache stores it (a missing key means @value free). Release
+ * returns TC_EPERM when every permit is already free ("cannot release
+ * un-acquired semaphore"). */
+TC_API int tc_sem_acquire(tc_cache *c, const tc_data *key, int64_t value,
+                          double expire, double timeout);
+TC_API int tc_sem_release(tc_cache *c, const tc_data *key, int64_t value,
+                          double expire);
+
+/* Averager: a running average kept at @key as a MessagePack array
+ * [total, count]. get/pop: TC_NOTFOUND when nothing was added. */
+TC_API int tc_averager_add(tc_cache *c, const tc_data *key, double value,
+                           double expire, const tc_data *tag);
+TC_API int tc_averager_get(tc_cache *c, const tc_data *key, double *avg);
+TC_API int tc_averager_pop(tc_cache *c, const tc_data *key, double *avg);
+
+/* throttle: at most @count calls per @seconds, shared by every process,
+ * as python-diskcache's token bucket kept at @key as a MessagePack array
+ * [last, tally]. @now is the caller's clock (Unix seconds; injectable).
+ * tc_throttle_init resets the bucket to full. tc_throttle_take takes one
+ * token: *delay = 0 when taken, else the seconds to sleep before trying
+ * again (nothing was taken). */
+TC_API int tc_throttle_init(tc_cache *c, const tc_data *key, double count,
+                            double seconds, double expire, double now);
+TC_API int tc_throttle_take(tc_cache *c, const tc_data *key, double count,
+                            double seconds, double expire, double now,
+                            double *delay);
+
+/*
+ * memoize_stampede: a cached result with the seconds its computation took
+ * (delta), recomputed early by one caller at a time with the XFetch rule:
+ * a hit whose time to live is below -delta * beta * ln(rnd) is stale.
+ * The result is kept at @key as a MessagePack array [delta, result...]
+ * (the result's own encoding follows delta), expiring after @expire.
+ *
+ * tc_stampede_begin says what the caller does (*action):
+ *   TC_STAMPEDE_USE      @cached holds the result: return it;
+ *   TC_STAMPEDE_COMPUTE  compute, then tc_stampede_end (or _abort on
+ *                        failure); @cached holds a stale result if any;
+ *   TC_STAMPEDE_WAIT     another live process computes a missing result:
+ *                        sleep a little and call begin again.
+ * @rnd is in (0, 1]: a uniform random number (tests pass a fixed one).
+ * The compute lease lives at @key's TEXT form + "\x1flease" as a Lock does
+ * (a dead computer's lease is taken over).
+ */
+enum tc_stampede_action {
+    TC_STAMPEDE_USE = 0,
+    TC_STAMPEDE_COMPUTE = 1,
+    TC_STAMPEDE_WAIT = 2,
+};
+TC_API int tc_stampede_begin(tc_cache *c, const tc_data *key, double beta,
+                             double rnd, tc_value *cached, int *action);
+TC_API int tc_stampede_end(tc_cache *c, const tc_data *key,
+                           const tc_data *result, double delta, double expire,
+                           const tc_data *tag);
+TC_API int tc_stampede_abort(tc_cache *c, const tc_data *key);
+/* The whole recipe for C callers: @fn computes the result into @result
+ * (returning TC_OK or an error, which is passed on); @out gets the value
+ * to use. Waits by sleeping with backoff. */
+typedef int (*tc_compute_fn)(void *arg, tc_value *result);
+TC_API int tc_memoize_stampede(tc_cache *c, const tc_data *key, double expire,
+                               double beta, tc_compute_fn fn, void *arg,
+                               tc_value *out);
+
 #ifdef __cplusplus
 }
 #endif

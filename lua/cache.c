@@ -1004,18 +1004,34 @@ int tcl_m_subcache(lua_State *L)
     return 1;
 }
 
+/* fc:deque(name, maxlen) and fc:index(name): a Deque or Index in
+ * "<dir>/deque/<name>" or "<dir>/index/<name>", as python-diskcache's
+ * FanoutCache.deque/index. Each call opens a new object. */
+static int subcollection(lua_State *L, const char *m, lua_CFunction ctor)
+{
+    tcl_cache *o = tcl_self(L, m, TCL_K_FANOUT);
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return tcl_argerror(L, o, m, "name", "expected a string, got %s",
+                            luaL_typename(L, 2));
+    const char *name = lua_tostring(L, 2);
+    check_subname(L, o, m, name);
+    lua_settop(L, 3);
+    lua_pushcfunction(L, ctor);
+    lua_pushfstring(L, "%s/%s/%s", tc_directory(o->c), m, name);
+    lua_pushvalue(L, 3);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
 int tcl_m_subdeque(lua_State *L)
 {
-    tcl_cache *o = tcl_self(L, "deque", TCL_K_FANOUT);
-    return luaL_error(L, "%s.deque: not yet: Deque is not built yet",
-                      tcl_kind_name(o->kind));
+    return subcollection(L, "deque", tcl_new_deque);
 }
 
 int tcl_m_subindex(lua_State *L)
 {
-    tcl_cache *o = tcl_self(L, "index", TCL_K_FANOUT);
-    return luaL_error(L, "%s.index: not yet: Index is not built yet",
-                      tcl_kind_name(o->kind));
+    lua_settop(L, 2);
+    return subcollection(L, "index", tcl_new_index);
 }
 
 /* ---- method tables ------------------------------------------------------ */

@@ -257,13 +257,6 @@ static int m_now(lua_State *L)
     return 1;
 }
 
-static int not_yet(lua_State *L)
-{
-    return luaL_error(L, "tiercache.%s: not yet: %s is not built yet",
-                      lua_tostring(L, lua_upvalueindex(1)),
-                      lua_tostring(L, lua_upvalueindex(1)));
-}
-
 int luaopen_tiercache(lua_State *L);
 
 int luaopen_tiercache(lua_State *L)
@@ -271,19 +264,11 @@ int luaopen_tiercache(lua_State *L)
     static const luaL_Reg funcs[] = {{"Cache", new_cache},
                                      {"FanoutCache", new_fanout},
                                      {"DjangoCache", tcl_new_django},
+                                     {"Deque", tcl_new_deque},
+                                     {"Index", tcl_new_index},
                                      {"version", m_version},
                                      {"now", m_now},
                                      {NULL, NULL}};
-    static const char *const later[] = {"Deque",
-                                        "Index",
-                                        "Lock",
-                                        "RLock",
-                                        "BoundedSemaphore",
-                                        "Averager",
-                                        "throttle",
-                                        "barrier",
-                                        "memoize_stampede",
-                                        NULL};
 
     new_kind(L, TCL_MT_CACHE, TCL_CACHE, tcl_cache_methods);
     new_kind(L, TCL_MT_FANOUT, TCL_FANOUT, tcl_fanout_methods);
@@ -309,11 +294,9 @@ int luaopen_tiercache(lua_State *L)
 
     lua_newtable(L);
     luaL_setfuncs(L, funcs, 0);
-    for (int i = 0; later[i]; i++) {
-        lua_pushstring(L, later[i]);
-        lua_pushcclosure(L, not_yet, 1);
-        lua_setfield(L, -2, later[i]);
-    }
+    tcl_deque_register(L);
+    tcl_index_register(L);
+    tcl_recipes_register(L, lua_gettop(L));
     lua_pushstring(L, tc_version());
     lua_setfield(L, -2, "_VERSION");
     tcl_ffi_install(L, lua_gettop(L));

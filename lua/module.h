@@ -10,6 +10,10 @@
  *   django.c   DjangoCache (Django's cache API over a FanoutCache)
  *   memoize.c  memoize keys and the memoizing wrapper
  *   mpack.c    MessagePack for booleans and tables
+ *   deque.c    Deque (python-diskcache's persistent deque)
+ *   index.c    Index (python-diskcache's persistent ordered mapping)
+ *   recipes.c  Lock, RLock, BoundedSemaphore, Averager, throttle, barrier,
+ *              memoize_stampede (with recipes.lua, compiled in)
  */
 #ifndef TCL_MODULE_H
 #define TCL_MODULE_H
@@ -244,5 +248,21 @@ int tcl_memoize_push(lua_State *L, const tcl_cache *o, int name_idx,
  */
 void tcl_memoize_key(lua_State *L, const char *who, const char *name, int first,
                      int n, int typed, int ignore_idx);
+
+/* ---- deque.c / index.c / recipes.c ------------------------------------ */
+
+/* Each registers its metatables in the registry (called once at load). */
+void tcl_deque_register(lua_State *L);
+void tcl_index_register(lua_State *L);
+/* recipes.c: put Lock, RLock, BoundedSemaphore, Averager, throttle,
+ * barrier and memoize_stampede into the module table at @module_idx. */
+void tcl_recipes_register(lua_State *L, int module_idx);
+
+/* tiercache.Deque(directory, maxlen) and tiercache.Index(directory): a nil
+ * directory makes a new temporary one. fc:deque(name, maxlen) and
+ * fc:index(name) call them with "<fanout dir>/deque/<name>" and
+ * "<fanout dir>/index/<name>", as python-diskcache does. */
+int tcl_new_deque(lua_State *L);
+int tcl_new_index(lua_State *L);
 
 #endif /* TCL_MODULE_H */

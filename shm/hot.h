@@ -44,6 +44,19 @@ TC_HIDDEN_SHM int tc_hot_after_fork(struct tc_hot *h);
 /* True if another process retired the segment: detach and attach again. */
 TC_HIDDEN_SHM bool tc_hot_retired(const struct tc_hot *h);
 
+/* ---- process identity (recipes: lock holders) ------------------------- */
+
+/* Who this process is, for a record other processes check later: its
+ * slot, the slot's generation and the segment's creation stamp. False
+ * when the process has no slot (it cannot be told apart then). */
+TC_HIDDEN_SHM bool tc_hot_self_id(struct tc_hot *h, uint32_t *slot,
+                                  uint32_t *gen, uint64_t *seg);
+/* Whether the process recorded as (@slot, @gen, @seg) lives: 1 alive,
+ * 0 dead (its liveness lock is released, or its slot was reused), -1
+ * cannot tell (another segment's record, or no liveness file). */
+TC_HIDDEN_SHM int tc_hot_id_alive(struct tc_hot *h, uint32_t slot,
+                                  uint32_t gen, uint64_t seg);
+
 /* ---- reads ------------------------------------------------------------ */
 
 /* What a hit records for the shard's eviction policy (in the item, only

@@ -47,6 +47,33 @@ bool hot_proc_alive(struct tc_hot *h, unsigned s)
     return type != F_UNLCK;
 }
 
+bool tc_hot_self_id(struct tc_hot *h, uint32_t *slot, uint32_t *gen,
+                    uint64_t *seg)
+{
+    if (h->slot < 0)
+        return false;
+    *slot = (uint32_t)h->slot;
+    *gen = atomic_load(&h->procs[h->slot].gen);
+    *seg = atomic_load(&h->hdr->created_ns);
+    return true;
+}
+
+int tc_hot_id_alive(struct tc_hot *h, uint32_t slot, uint32_t gen, uint64_t seg)
+{
+    if (seg != atomic_load(&h->hdr->created_ns) || slot >= HOT_PROCS)
+        return -1;
+    if ((int)slot == h->slot) /* our slot: ours, or a dead predecessor's */
+        return atomic_load(&h->procs[slot].gen) == gen;
+    if (h->lockfd < 0)
+        return -1;
+    /* Probe first, then the generation: a process claiming the slot takes
+     * the byte before it bumps gen, so the worst race answers "alive" and
+     * the next poll sees the new generation. */
+    if (!hot_proc_alive(h, slot))
+        return 0;
+    return atomic_load(&h->procs[slot].gen) == gen ? 1 : 0;
+}
+
 void hot_count(struct tc_hot *h, enum hot_counter c, uint64_t n)
 {
     struct hot_proc *p = h->slot >= 0 ? &h->procs[h->slot] : &h->local;
