@@ -141,6 +141,18 @@ for _ in 1 2 3 4; do
   check "get through nginx" "$([ "$v" = kept ] && echo ok || echo "got '$v'")"
 done
 
+# 2b. a cross-worker Lock: 8 requests at once each hold it 0.2 s. Waiting
+# must yield (ngx.sleep): a wait that blocked its worker would also block
+# the holder's ngx.sleep on that worker, and the requests would time out.
+lock_out="$PREFIX/tmp/locked"
+mkdir -p "$lock_out"
+for i in $(seq 8); do
+  curl -fsS --max-time 20 "http://127.0.0.1:$PORT/locked?hold=0.2" >"$lock_out/$i" 2>&1 &
+done
+wait
+got="$(cat "$lock_out"/* | sort -n | tr '\n' ' ')"
+check "8 requests under one Lock ran one at a time" "$([ "$got" = "1 2 3 4 5 6 7 8 " ] && echo ok || echo "counters '$got'")"
+
 # 3. worker = "auto": one tiercached for the cache, as the worker user
 tc_pids=""
 for _ in $(seq 100); do
