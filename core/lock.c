@@ -34,6 +34,8 @@ static int try_once(tc_cache *c, const tc_data *key, const char *thread,
     for (int attempt = 0; attempt < 4; attempt++) {
         tc_item it = TC_ITEM_INIT;
         int rc = tc_get(c, key, &it, 0);
+        if (rc == TC_EUNSUPPORTED)
+            return TC_EXISTS; /* python-diskcache's Lock: a pickled None */
         if (rc != TC_OK && rc != TC_NOTFOUND)
             return rc;
         struct tc_owner me, held;
@@ -109,6 +111,8 @@ static int release(const char *fn, tc_cache *c, const tc_data *key,
         if (rc == TC_NOTFOUND)
             return tc__err(TC_NOTFOUND, "%s: cannot release un-acquired lock",
                            fn);
+        if (rc == TC_EUNSUPPORTED)
+            rc = TC_OK; /* a python holder's pickle: not ours, EPERM below */
         if (rc != TC_OK)
             return rc;
         struct tc_owner me, held;
@@ -155,7 +159,9 @@ int tc_lock_locked(tc_cache *c, const tc_data *key)
         return rc;
     tc_item it = TC_ITEM_INIT;
     rc = tc_get(c, key, &it, 0);
-    if (rc == TC_OK) {
+    if (rc == TC_EUNSUPPORTED)
+        rc = TC_OK; /* python-diskcache's Lock holds it (a pickled None) */
+    else if (rc == TC_OK) {
         struct tc_owner held;
         if (tc__owner_parse(&it.value, &held) && tc__owner_alive(c, &held) == 0)
             rc = TC_NOTFOUND; /* its holder died: free for the taking */

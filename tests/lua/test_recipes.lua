@@ -207,6 +207,36 @@ test("BoundedSemaphore: permits are the stored integer", function(dir)
   eq(s:with(function() return c:get("sem") end), 1)
 end)
 
+test("BoundedSemaphore and Lock: shared with python-diskcache's recipes", function(dir)
+  if not H.have_diskcache() then return end
+  local c = open(dir)
+  local s = tiercache.BoundedSemaphore(c, "sem", 2)
+  eq(s:acquire(), true)
+  -- python takes the second permit; then neither side gets a third
+  local out, good = H.py(string.format([==[
+import diskcache, diskcache.recipes as r
+c = diskcache.Cache(%q)
+print(c.get("sem"))
+r.BoundedSemaphore(c, "sem", value=2).acquire()
+print(c.get("sem"))
+]==], dir .. "/cache"))
+  ok(good, out)
+  eq(out, "1\n0\n")
+  eq(s:acquire(0.05), false, "python holds the last permit")
+  -- python's Lock: an add of None at the key; ours waits for it
+  out, good = H.py(string.format([==[
+import diskcache, diskcache.recipes as r
+c = diskcache.Cache(%q)
+r.Lock(c, "plock").acquire()
+print(r.Lock(c, "plock").locked())
+]==], dir .. "/cache"))
+  ok(good, out)
+  eq(out, "True\n")
+  local l = tiercache.Lock(c, "plock")
+  eq(l:locked(), true)
+  eq(l:acquire(0.05), false, "held by python (never judged dead)")
+end)
+
 test("Averager: add, get, pop", function(dir)
   local c = open(dir)
   local a = tiercache.Averager(c, "avg")
