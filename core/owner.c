@@ -120,8 +120,13 @@ int tc__owner_alive(tc_cache *c, const struct tc_owner *o)
 bool tc__owner_same(const struct tc_owner *a, const struct tc_owner *b,
                     bool thread)
 {
-    return a->seg == b->seg && a->slot == b->slot && a->gen == b->gen &&
-           a->pid == b->pid && (!thread || !strcmp(a->thread, b->thread));
+    if (a->pid != b->pid || (thread && strcmp(a->thread, b->thread)))
+        return false;
+    /* Records of one segment name a process exactly. Across a segment
+     * replacement (hot_size changed) the holder's slot changed with it:
+     * the pid is all that still names it, and only a live process can be
+     * asking. */
+    return a->seg != b->seg || (a->slot == b->slot && a->gen == b->gen);
 }
 
 double tc__mono_now(void)

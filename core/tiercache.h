@@ -766,8 +766,9 @@ TC_API int tc_throttle_take(tc_cache *c, const tc_data *key, double count,
  *   TC_STAMPEDE_WAIT     another live process computes a missing result:
  *                        sleep a little and call begin again.
  * @rnd is in (0, 1]: a uniform random number (tests pass a fixed one).
- * The compute lease lives at @key's TEXT form + "\x1flease" as a Lock does
- * (a dead computer's lease is taken over).
+ * The compute lease is a Lock (no expiry; a dead computer's lease is taken
+ * over) at a BLOB key made from @key: "\0tiercache-lease\0", the key's
+ * type byte, then its bytes.
  */
 enum tc_stampede_action {
     TC_STAMPEDE_USE = 0,
