@@ -105,7 +105,7 @@ run_suite "valgrind: unit" meson test -C build-test --setup valgrind --suite uni
 # report is the module's.
 lua_valgrind() {
   local t rc=0
-  for t in values cache django; do
+  for t in values cache django deque index recipes; do
     echo "-- valgrind lua5.4 tests/lua/test_$t.lua"
     LUA_CPATH="build-test/lua/lua54/?.so" LUA_PATH="tests/lua/?.lua;;" \
       valgrind -q --error-exitcode=1 --leak-check=full \
