@@ -3,6 +3,7 @@
  * at the key, shared by every process (tiercache.h, "Recipes"). The clock
  * is the caller's, so tests drive it.
  */
+#include <float.h>
 #include <math.h>
 
 #include "internal.h"
@@ -20,6 +21,15 @@ static int check(const char *fn, tc_cache *c, const tc_data *key, double count,
     if (!isfinite(now))
         return tc__err(TC_EINVAL, "%s: now is not a finite time", fn);
     return TC_OK;
+}
+
+/* Tokens lost to rounding: a Unix time resolves only ~2.4e-7 s, so a
+ * caller that sleeps exactly the delay it was given can come back a hair
+ * short of a whole token, and must not be sent to sleep for less than
+ * the clock can show. */
+static double slack(double rate, double now)
+{
+    return 1e-9 + rate * 8 * DBL_EPSILON * fabs(now);
 }
 
 static int store(tc_cache *c, const tc_data *key, double last, double tally,
@@ -62,9 +72,8 @@ int tc_throttle_take(tc_cache *c, const tc_data *key, double count,
         tally += (now - last) * rate;
         if (tally > count)
             rc = store(c, key, now, count - 1, expire);
-        else if (tally >= 1 - 1e-9) /* rounding must not starve a caller
-                                       whose clock moved by the delay */
-            rc = store(c, key, now, tally > 1 ? tally - 1 : 0, expire);
+        else if (tally >= 1 - slack(rate, now))
+            rc = store(c, key, now, tally - 1, expire); /* may owe the slack */
         else
             wait = (1 - tally) / rate;
     }
