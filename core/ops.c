@@ -1119,11 +1119,17 @@ int tc_push(tc_cache *c, const tc_data *val, const char *prefix, int side,
     if ((rc = tc__work_created(&w, sto.filename)))
         return tc__work_end(&w, rc);
     int64_t num = QUEUE_START;
+    double fnum = 0;
+    bool real_key = false; /* python: a REAL end key gives a REAL next key */
     rc = queue_select(&w, &r, side == TC_BACK, &st);
     if (rc == TC_OK) {
         if (prefix) {
             const char *k = (const char *)sqlite3_column_text(st, COL_KEY);
             num = strtoll(k + strlen(prefix) + 1, NULL, 10);
+        } else if (sqlite3_column_type(st, COL_KEY) == SQLITE_FLOAT) {
+            real_key = true;
+            fnum = sqlite3_column_double(st, COL_KEY);
+            fnum += side == TC_BACK ? 1 : -1;
         } else {
             num = sqlite3_column_int64(st, COL_KEY);
         }
@@ -1138,7 +1144,7 @@ int tc_push(tc_cache *c, const tc_data *val, const char *prefix, int side,
         snprintf(text, sizeof text, "%s-%015lld", prefix, (long long)num);
         key = tc_text(text);
     } else {
-        key = tc_int(&num);
+        key = real_key ? tc_real(&fnum) : tc_int(&num);
     }
     double now = tc__now(c);
     if (rc == TC_OK)
@@ -1149,6 +1155,8 @@ int tc_push(tc_cache *c, const tc_data *val, const char *prefix, int side,
     if (rc == TC_OK && key_out) {
         if (prefix)
             rc = tc__value_set_bytes(key_out, TC_TEXT, text, strlen(text));
+        else if (real_key)
+            tc__value_set_real(key_out, fnum);
         else
             tc__value_set_int(key_out, num);
     }

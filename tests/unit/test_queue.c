@@ -64,6 +64,24 @@ Test(queue, cache_push_int_key_numbering)
     cr_assert_eq(tu_length(fx.c), 3);
 }
 
+/* python: a REAL key at the end of the range numbers the next push from
+ * it, as a REAL (4.5 -> 5.5 at the back, 3.5 at the front). */
+Test(queue, cache_push_after_a_real_key)
+{
+    double f = 4.5;
+    tc_data fk = tc_real(&f), v = tc_text("f");
+    cr_assert_eq(tc_set(fx.c, &fk, &v, TC_NO_EXPIRE, NULL, 0), TC_OK);
+    tc_value k = TC_VALUE_INIT;
+    push_int(1, NULL, TC_BACK, TC_NO_EXPIRE, &k);
+    cr_assert_eq(k.type, TC_REAL);
+    cr_assert_eq(k.d, 5.5);
+    tc_value_clear(&k);
+    push_int(2, NULL, TC_FRONT, TC_NO_EXPIRE, &k);
+    cr_assert_eq(k.type, TC_REAL);
+    cr_assert_eq(k.d, 3.5);
+    tc_value_clear(&k);
+}
+
 Test(queue, cache_push_prefix_text_keys)
 {
     tc_value k = TC_VALUE_INIT;
