@@ -776,7 +776,7 @@ test("module functions", function(dir)
   if H.is54 then eq(math.type(t), "float") end
   for _, n in ipairs({"Deque", "Index", "Lock", "RLock", "BoundedSemaphore", "Averager",
                       "throttle", "barrier", "memoize_stampede"}) do
-    raises(function() tiercache[n](dir) end, "not yet")
+    eq(type(tiercache[n]), "function", n)
   end
 end)
 

@@ -702,7 +702,7 @@ static void run_children(int (*fn)(void *, int), int out_fd)
     TU_OK(tc_deque_open(&fx.c, fx.dir, 0));
 }
 
-Test(deque, appends_from_several_processes_are_all_kept, .timeout = 120)
+Test(deque, appends_from_several_processes_are_all_kept)
 {
     run_children(child_append, -1);
     cr_assert_eq(tu_length(fx.c), PROCS * PER);
@@ -730,7 +730,7 @@ Test(deque, appends_from_several_processes_are_all_kept, .timeout = 120)
     }
 }
 
-Test(deque, popleft_from_several_processes_never_repeats, .timeout = 120)
+Test(deque, popleft_from_several_processes_never_repeats)
 {
     enum { N = 1000 };
     tc_data *vals = calloc(N, sizeof *vals);

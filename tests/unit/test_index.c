@@ -293,7 +293,7 @@ static char *run_children(int (*fn)(void *, int), size_t *len)
     return tu_read_file(path, len);
 }
 
-Test(index, popitem_from_several_processes_never_repeats, .timeout = 120)
+Test(index, popitem_from_several_processes_never_repeats)
 {
     enum { N = 600 };
     for (int64_t i = 0; i < N; i++) {
@@ -316,7 +316,7 @@ Test(index, popitem_from_several_processes_never_repeats, .timeout = 120)
     free(buf);
 }
 
-Test(index, setdefault_from_several_processes_agrees, .timeout = 120)
+Test(index, setdefault_from_several_processes_agrees)
 {
     size_t len = 0;
     char *buf = run_children(child_setdefault, &len);
