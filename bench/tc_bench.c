@@ -8,9 +8,10 @@
  * section 8's targets; the floor's COMMIT share; the hot-tier rows beside
  * a bare seqlock table (bench_hot.c); then python-diskcache's benchmark
  * workload run by tiercache (hot tier on and cold-only) and by
- * python-diskcache with 1 and 2 processes. Speed never decides the exit
- * status: it is 0 whenever every operation returned what it should, 1
- * otherwise.
+ * python-diskcache with 1 and 2 processes. --only worker (bench_worker.c)
+ * and --only recipes (bench_recipes.c) run only when asked. Speed never
+ * decides the exit status: it is 0 whenever every operation returned what
+ * it should, 1 otherwise.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -50,6 +51,10 @@ static struct bench_opts opts;
 static bool run_worker;
 static int worker_items = 1000000;
 void worker_bench(const struct bench_opts *o, int items);
+/* --only recipes (bench_recipes.c): never part of the default run either;
+ * returns 1 when a check failed (a wrong counter, a recomputation). */
+static bool run_recipes;
+int recipes_bench(const struct bench_opts *o);
 static pid_t owner_pid;
 static bool keep_dir;
 /* Cache directories that may have a hot-tier segment (see cleanup). */
@@ -532,11 +537,15 @@ static void usage(FILE *fp)
             "  --ops N        workload: ops per process (default 20000;\n"
             "                 diskcache's own benchmark uses 100000)\n"
             "  --warmup N     workload: untimed first ops (default 1000)\n"
-            "  --only WHAT    micro | hot | workload | worker (worker runs "
-            "only when\n"
-            "                 asked: reader latency while tiercached "
-            "expires/culls,\n"
-            "                 and LRU get vs python-diskcache)\n"
+            "  --only WHAT    micro | hot | workload | worker | recipes "
+            "(worker and\n"
+            "                 recipes run only when asked. worker: reader "
+            "latency while\n"
+            "                 tiercached expires/culls, and LRU get vs "
+            "python-diskcache;\n"
+            "                 recipes: Lock, Deque, Index, memoize_stampede, "
+            "Averager and\n"
+            "                 throttle vs python-diskcache's, ~1 min)\n"
             "  --worker-items N  worker: filler items expired/culled "
             "(default 1000000)\n"
             "  --hot-keys N   hot: keys of the get-hit row (default "
@@ -644,8 +653,11 @@ static void parse(int argc, char **argv)
             opts.workload = strcmp(optarg, "workload") == 0;
             opts.hot = strcmp(optarg, "hot") == 0;
             run_worker = strcmp(optarg, "worker") == 0;
-            if (!opts.micro && !opts.workload && !opts.hot && !run_worker)
-                bench_die("--only takes micro, hot, workload or worker");
+            run_recipes = strcmp(optarg, "recipes") == 0;
+            if (!opts.micro && !opts.workload && !opts.hot && !run_worker &&
+                !run_recipes)
+                bench_die("--only takes micro, hot, workload, worker or "
+                          "recipes");
             break;
         case O_HOTKEYS:
             hkeys = int_arg(optarg, "--hot-keys", 1);
@@ -705,6 +717,8 @@ static void parse(int argc, char **argv)
         bench_die("--warmup must be below --ops");
     if (run_worker && opts.json)
         bench_die("--only worker prints tables only (no --json)");
+    if (run_recipes && opts.json)
+        bench_die("--only recipes prints tables only (no --json)");
 }
 
 int main(int argc, char **argv)
@@ -714,6 +728,7 @@ int main(int argc, char **argv)
     static struct hot_result hot;
     struct machine m;
     const char *base;
+    int status = 0;
 
     owner_pid = getpid();
     parse(argc, argv);
@@ -756,6 +771,8 @@ int main(int argc, char **argv)
         wl_print(&opts, &wl);
     if (run_worker)
         worker_bench(&opts, worker_items);
+    if (run_recipes)
+        status = recipes_bench(&opts);
     loadavg(m.load1, sizeof(m.load1));
     if (!opts.json)
         printf("\nload average at the end: %s\n", m.load1);
@@ -781,5 +798,5 @@ int main(int argc, char **argv)
         }
         printf("\n}\n");
     }
-    return 0;
+    return status;
 }

@@ -371,7 +371,7 @@ test("memoize with version, timeout and tag", function(dir)
   raises(function() dj:memoize(print) end, "DjangoCache.memoize: name")
 end)
 
-test("cache(name) and the not-yet deque/index", function(dir)
+test("cache(name), deque(name) and index(name)", function(dir)
   local dj = tiercache.DjangoCache(dir)
   local sub = dj:cache("sessions")
   sub:set("s", 1)
