@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -182,4 +183,24 @@ int tc__replace_if(tc_cache *c, const tc_data *key, const tc_value *expected,
         return tc_commit(c);
     tc_rollback(c);
     return rc;
+}
+
+int tc__side_key(const char *what, const tc_data *key, tc_data *out,
+                 unsigned char **buf)
+{
+    static const char head[] = "tiercache-";
+    size_t wl = strlen(what), hl = sizeof head - 1;
+    size_t n = 1 + hl + wl + 1 + 1 + key->len;
+    if (!(*buf = malloc(n)))
+        return tc__err(TC_ENOMEM, "out of memory for a %s key", what);
+    unsigned char *p = *buf;
+    *p++ = 0;
+    memcpy(p, head, hl), p += hl;
+    memcpy(p, what, wl), p += wl;
+    *p++ = 0;
+    *p++ = (unsigned char)key->type;
+    if (key->len)
+        memcpy(p, key->ptr, key->len);
+    *out = tc_bytes(*buf, n);
+    return TC_OK;
 }

@@ -56,4 +56,10 @@ TC_HIDDEN int tc__replace_if(tc_cache *c, const tc_data *key,
                              const tc_value *expected, const tc_data *rec,
                              double expire);
 
+/* A BLOB key that belongs to @key and nobody else: "\0tiercache-@what\0",
+ * @key's type byte, then its bytes (a lease, a holder list). *buf is the
+ * caller's to free. */
+TC_HIDDEN int tc__side_key(const char *what, const tc_data *key, tc_data *out,
+                           unsigned char **buf);
+
 #endif /* TC_OWNER_H */

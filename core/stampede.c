@@ -18,21 +18,10 @@
 #include "owner.h"
 #include "small_mpack.h"
 
-static const char lease_head[] = "\0tiercache-lease\0";
-#define LEASE_HEAD_LEN (sizeof lease_head - 1)
-
-/* The lease key of @key: a BLOB nobody else writes. Caller frees. */
+/* The lease key of @key (owner.c). Caller frees *buf. */
 static int lease_key(const tc_data *key, tc_data *out, unsigned char **buf)
 {
-    size_t n = LEASE_HEAD_LEN + 1 + key->len;
-    if (!(*buf = malloc(n)))
-        return tc__err(TC_ENOMEM, "out of memory for a lease key");
-    memcpy(*buf, lease_head, LEASE_HEAD_LEN);
-    (*buf)[LEASE_HEAD_LEN] = (unsigned char)key->type;
-    if (key->len)
-        memcpy(*buf + LEASE_HEAD_LEN + 1, key->ptr, key->len);
-    *out = tc_bytes(*buf, n);
-    return TC_OK;
+    return tc__side_key("lease", key, out, buf);
 }
 
 static int lease_try(tc_cache *c, const tc_data *key)

@@ -725,9 +725,11 @@ TC_API int tc_rlock_release(tc_cache *c, const tc_data *key,
                             const char *thread);
 
 /* BoundedSemaphore: the key holds the free permits as an INTEGER, as
- * python-diskcache stores it (a missing key means @value free). Release
- * returns TC_EPERM when every permit is already free ("cannot release
- * un-acquired semaphore"). */
+ * python-diskcache stores it (a missing key means @value free), and a side
+ * key lists tiercache's holders, so a waiter gives back the permits of
+ * holders that died (python's holders are not listed). Release returns
+ * TC_EPERM when every permit is already free ("cannot release un-acquired
+ * semaphore"). */
 TC_API int tc_sem_acquire(tc_cache *c, const tc_data *key, int64_t value,
                           double expire, double timeout);
 TC_API int tc_sem_release(tc_cache *c, const tc_data *key, int64_t value,

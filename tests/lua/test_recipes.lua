@@ -126,7 +126,7 @@ os.execute("kill -9 $PPID")
 os.execute("sleep 30")
 ]==]
 
-for _, kind in ipairs({"Lock", "RLock"}) do
+for _, kind in ipairs({"Lock", "RLock", "BoundedSemaphore"}) do
   test(kind .. ": a holder killed with SIGKILL does not keep it", function(dir)
     local c = open(dir)
     local p = spawn(dir, "dier", DIER, 1, dir .. "/cache", kind)[1]

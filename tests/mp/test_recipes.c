@@ -777,7 +777,8 @@ Test(recipes, rlock_reentrant_and_exclusive)
 /* ===================================================================== */
 /* 4. Dead holders: Lock, RLock and the stampede lease                   */
 
-enum dead_kind { DEAD_LOCK, DEAD_RLOCK, DEAD_STAMPEDE };
+enum dead_kind { DEAD_LOCK, DEAD_RLOCK, DEAD_STAMPEDE, DEAD_SEM };
+#define DEAD_SEM_VALUE 2
 
 struct dead_arg {
     enum dead_kind kind;
@@ -807,6 +808,11 @@ static int holder_main(void *argp, int fd)
         rc = tc_rlock_acquire(c, k, NULL, TC_NO_EXPIRE, 0);
         if (rc == TC_OK)
             rc = tc_rlock_acquire(c, k, NULL, TC_NO_EXPIRE, 0);
+        break;
+    case DEAD_SEM: /* both permits: the taker needs one of them back */
+        rc = tc_sem_acquire(c, k, DEAD_SEM_VALUE, TC_NO_EXPIRE, 0);
+        if (rc == TC_OK)
+            rc = tc_sem_acquire(c, k, DEAD_SEM_VALUE, TC_NO_EXPIRE, 0);
         break;
     case DEAD_STAMPEDE:
         rc = tc_stampede_begin(c, k, 0, 1, &v, &action);
@@ -869,13 +875,22 @@ static int waiter_main(void *argp, int fd)
                             t == 0 ? "it never computed" : "wrong result");
         tc_value_clear(&v);
     } else {
-        if ((rc = tc_lock_locked(c, k)) != TC_OK)
+        if (a->kind == DEAD_SEM) {
+            if ((rc = tc_sem_acquire(c, k, DEAD_SEM_VALUE, TC_NO_EXPIRE, 0)) !=
+                TC_EXISTS)
+                return KID_FAIL(fd,
+                                "waiter: a permit free before the kill: "
+                                "%s\n",
+                                tc_errname(rc));
+        } else if ((rc = tc_lock_locked(c, k)) != TC_OK) {
             return KID_FAIL(fd, "waiter: locked: %s before the kill\n",
                             tc_errname(rc));
+        }
         if (kid_event(fd, 'W'))
             return 2;
-        rc = a->kind == DEAD_LOCK
-                 ? tc_lock_acquire(c, k, TC_NO_EXPIRE, 10)
+        rc = a->kind == DEAD_LOCK ? tc_lock_acquire(c, k, TC_NO_EXPIRE, 10)
+             : a->kind == DEAD_SEM
+                 ? tc_sem_acquire(c, k, DEAD_SEM_VALUE, TC_NO_EXPIRE, 10)
                  : tc_rlock_acquire(c, k, NULL, TC_NO_EXPIRE, 10);
         t = mono_now();
         if (rc != TC_OK)
@@ -905,6 +920,24 @@ static int waiter_main(void *argp, int fd)
             return KID_FAIL(fd, "waiter: locked after release: %s\n",
                             tc_errname(rc));
         break;
+    case DEAD_SEM: {
+        /* Both of the dead holder's permits came back: we hold one, one
+         * is free, and after our release both are. */
+        tc_item it = TC_ITEM_INIT;
+        rc = tc_get(c, k, &it, 0);
+        int64_t left = it.value.i;
+        tc_item_clear(&it);
+        if (rc != TC_OK || left != 1)
+            return KID_FAIL(fd, "waiter: %lld permits free, expected 1\n",
+                            (long long)left);
+        if ((rc = tc_sem_release(c, k, DEAD_SEM_VALUE, TC_NO_EXPIRE)) != TC_OK)
+            return KID_FAIL(fd, "waiter: release: %s\n", tc_errname(rc));
+        if ((rc = tc_sem_release(c, k, DEAD_SEM_VALUE, TC_NO_EXPIRE)) !=
+            TC_EPERM)
+            return KID_FAIL(fd, "waiter: release past the bound: %s\n",
+                            tc_errname(rc));
+        break;
+    }
     case DEAD_STAMPEDE: {
         tc_value v = TC_VALUE_INIT;
         int action = -1;
@@ -962,6 +995,8 @@ static void run_dead_holder(enum dead_kind kind, int shards, int holder_cold)
         cr_assert_eq(action, TC_STAMPEDE_USE);
         cr_assert(tu_value_text_eq(&v, "fresh"));
         tc_value_clear(&v);
+    } else if (kind == DEAD_SEM) {
+        tu_expect_int(fx.c, TU_TEXT(DEAD_KEY), DEAD_SEM_VALUE);
     } else {
         TU_RC(tc_lock_locked(fx.c, TU_TEXT(DEAD_KEY)), TC_NOTFOUND);
         TU_OK(tc_lock_acquire(fx.c, TU_TEXT(DEAD_KEY), TC_NO_EXPIRE, 0));
@@ -982,6 +1017,13 @@ Test(recipes, dead_holder_lock_fanout)
 Test(recipes, dead_holder_rlock)
 {
     run_dead_holder(DEAD_RLOCK, TC_SHARDS_PLAIN, 0);
+}
+
+/* A BoundedSemaphore's holders are recorded beside the count, so the
+ * permits of a holder that died come back. */
+Test(recipes, dead_holder_semaphore)
+{
+    run_dead_holder(DEAD_SEM, TC_SHARDS_PLAIN, 0);
 }
 
 Test(recipes, dead_holder_stampede_lease)
