@@ -523,8 +523,11 @@ TC_API int tc_hot_drop(const char *dir);
  * is another directory now). @removed receives the count. */
 TC_API int tc_hot_gc(uint64_t *removed);
 
-/* tc_commit_seq - the commit sequence of @shard (0 for a plain Cache),
- * bumped inside every write transaction. */
+/* tc_commit_seq - the commit sequence of @shard (0 for a plain Cache).
+ * Every write transaction moves it forward: by one at its start, and by
+ * one more per changed row through triggers, so foreign writers (python,
+ * the sqlite3 shell) move it too. A difference counts writes, not
+ * transactions exactly. */
 TC_API int tc_commit_seq(tc_cache *c, int shard, uint64_t *seq);
 
 /* ===================================================================== */
