@@ -708,8 +708,8 @@ TC_API int tc_index_popitem(tc_cache *c, int last, tc_item *out);
  * the lock was still held at the timeout. Python-diskcache's Lock (an add
  * of None at the same key) and this one exclude each other.
  */
-#define TC_LOCK_POLL_MAX       0.1
-#define TC_LOCK_LIVENESS_BOUND 0.25
+#define TC_LOCK_POLL_MAX       0.02
+#define TC_LOCK_LIVENESS_BOUND 0.1
 TC_API int tc_lock_acquire(tc_cache *c, const tc_data *key, double expire,
                            double timeout);
 /* tc_lock_release - TC_OK, TC_NOTFOUND if the lock is not held, TC_EPERM
