@@ -646,8 +646,8 @@ TC_API int tc_deque_open(tc_cache **out, const char *dir, unsigned flags);
 TC_API int tc_deque_push(tc_cache *c, const tc_data *val, int side,
                          int64_t maxlen);
 /* Push @n values one after another at @side (extend / extendleft). */
-TC_API int tc_deque_extend(tc_cache *c, const tc_data *vals, size_t n,
-                           int side, int64_t maxlen);
+TC_API int tc_deque_extend(tc_cache *c, const tc_data *vals, size_t n, int side,
+                           int64_t maxlen);
 /* Remove and return the item at @side: TC_OK or TC_NOTFOUND (empty). */
 TC_API int tc_deque_pop(tc_cache *c, int side, tc_value *out);
 /* The item at @side without removing it: TC_OK or TC_NOTFOUND. */
@@ -722,8 +722,8 @@ TC_API int tc_lock_locked(tc_cache *c, const tc_data *key);
  * plus @thread (any caller-chosen id: a thread, a coroutine; NULL or "" is
  * the calling thread). Release returns TC_EPERM when not held by the
  * caller ("cannot release un-acquired lock"). */
-TC_API int tc_rlock_acquire(tc_cache *c, const tc_data *key,
-                            const char *thread, double expire, double timeout);
+TC_API int tc_rlock_acquire(tc_cache *c, const tc_data *key, const char *thread,
+                            double expire, double timeout);
 TC_API int tc_rlock_release(tc_cache *c, const tc_data *key,
                             const char *thread);
 

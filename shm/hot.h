@@ -54,8 +54,8 @@ TC_HIDDEN_SHM bool tc_hot_self_id(struct tc_hot *h, uint32_t *slot,
 /* Whether the process recorded as (@slot, @gen, @seg) lives: 1 alive,
  * 0 dead (its liveness lock is released, or its slot was reused), -1
  * cannot tell (another segment's record, or no liveness file). */
-TC_HIDDEN_SHM int tc_hot_id_alive(struct tc_hot *h, uint32_t slot,
-                                  uint32_t gen, uint64_t seg);
+TC_HIDDEN_SHM int tc_hot_id_alive(struct tc_hot *h, uint32_t slot, uint32_t gen,
+                                  uint64_t seg);
 
 /* ---- reads ------------------------------------------------------------ */
 
