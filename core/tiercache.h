@@ -738,6 +738,19 @@ TC_API int tc_sem_acquire(tc_cache *c, const tc_data *key, int64_t value,
 TC_API int tc_sem_release(tc_cache *c, const tc_data *key, int64_t value,
                           double expire);
 
+/* barrier: run @fn(@arg) while holding the lock at @key, of kind
+ * TC_BARRIER_LOCK, TC_BARRIER_RLOCK (this thread) or TC_BARRIER_SEMAPHORE
+ * (one permit of one), waiting as long as it takes; the lock is released
+ * whatever @fn returns. Returns @fn's return value, or the error of
+ * acquiring or releasing. */
+enum tc_barrier_kind {
+    TC_BARRIER_LOCK = 0,
+    TC_BARRIER_RLOCK = 1,
+    TC_BARRIER_SEMAPHORE = 2,
+};
+TC_API int tc_barrier(tc_cache *c, const tc_data *key, int kind, double expire,
+                      int (*fn)(void *arg), void *arg);
+
 /* Averager: a running average kept at @key as a MessagePack array
  * [total, count]. get/pop: TC_NOTFOUND when nothing was added. */
 TC_API int tc_averager_add(tc_cache *c, const tc_data *key, double value,

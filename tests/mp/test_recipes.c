@@ -485,6 +485,69 @@ Test(recipes, lock_mutual_exclusion_fanout)
     run_lock_exclusion(4);
 }
 
+/* tc_barrier: the same read-modify-write, as a callback, under each kind
+ * of lock. */
+struct barrier_ctx {
+    tc_cache *c;
+    int bad;
+};
+
+static int barrier_body(void *arg)
+{
+    struct barrier_ctx *x = arg;
+    if (tc_add(x->c, TU_TEXT("inside"), TU_INT(1), TC_NO_EXPIRE, NULL,
+               TC_RETRY) != TC_OK)
+        x->bad++;
+    int64_t n = 0;
+    int rc = get_int(x->c, TU_TEXT("counter"), &n);
+    if (rc == TC_OK)
+        rc = tc_set(x->c, TU_TEXT("counter"), TU_INT(n + 1), TC_NO_EXPIRE, NULL,
+                    TC_RETRY);
+    if (tc_delete(x->c, TU_TEXT("inside"), TC_RETRY) != TC_OK)
+        x->bad++;
+    return rc == TC_OK ? 7 : rc; /* 7: tc_barrier passes it back */
+}
+
+static int barrier_child(int idx, void *argp, int fd)
+{
+    int kind = *(int *)argp;
+    struct barrier_ctx x = {rc_open(TC_SHARDS_PLAIN, NULL, fd), 0};
+    if (!x.c)
+        return 1;
+    child_go();
+    for (int i = 0; i < 100; i++) {
+        int rc =
+            tc_barrier(x.c, TU_TEXT("b"), kind, TC_NO_EXPIRE, barrier_body, &x);
+        if (rc != 7)
+            return tu_child_msg(fd, "child %d: tc_barrier: %d (%s)\n", idx, rc,
+                                tc_errmsg());
+    }
+    tc_close(x.c);
+    return x.bad ? tu_child_msg(fd, "child %d: two callers inside %d times\n",
+                                idx, x.bad)
+                 : 0;
+}
+
+Test(recipes, barrier_runs_one_call_at_a_time)
+{
+    static const int kinds[] = {TC_BARRIER_LOCK, TC_BARRIER_RLOCK,
+                                TC_BARRIER_SEMAPHORE};
+    for (size_t k = 0; k < 3; k++) {
+        int kind = kinds[k];
+        create_cache(TC_SHARDS_PLAIN);
+        run_procs(3, barrier_child, &kind);
+        fx.c = parent_open(TC_SHARDS_PLAIN, NULL);
+        cr_assert_eq(p_int(fx.c, "counter"), 300, "kind %d: counter %lld", kind,
+                     (long long)p_int(fx.c, "counter"));
+        TU_RC(
+            tc_barrier(fx.c, TU_TEXT("b"), 9, TC_NO_EXPIRE, barrier_body, NULL),
+            TC_EINVAL);
+        TU_OK(tc_delete(fx.c, TU_TEXT("counter"), 0));
+        tc_close(fx.c);
+        fx.c = NULL;
+    }
+}
+
 /* A Lock is not re-entrant, is visible to other processes, and only its
  * holder releases it. */
 static int lock_probe_child(void *argp, int fd)
