@@ -3,6 +3,10 @@
 #
 #   bash tools/fuzz.sh [RUNS] [libFuzzer options...]
 #
+# FUZZ_TARGET=records fuzzes the recipes' record parsers instead
+# (tests/fuzz/fuzz_records.c: holder records and the small MessagePack
+# records of core/small_mpack.c), seeded from tests/fuzz/corpus/records.
+#
 # RUNS defaults to $FUZZ_RUNS, else 200000 (what CI runs). FUZZ_LUA picks
 # the Lua headers and library: lua5.4 (default) or luajit. Builds with
 # clang's libFuzzer, ASan and UBSan into build-fuzz/, against the real
@@ -17,9 +21,13 @@ cd "$(dirname "$0")/.."
 runs="${1:-${FUZZ_RUNS:-200000}}"
 shift || true
 lua="${FUZZ_LUA:-lua5.4}"
+target="${FUZZ_TARGET:-mpack}"
 out=build-fuzz
-bin="$out/fuzz_mpack_$lua"
-work="${FUZZ_CORPUS_DIR:-$out/corpus-mpack-$lua}"
+case "$target" in
+mpack) bin="$out/fuzz_mpack_$lua"; work="${FUZZ_CORPUS_DIR:-$out/corpus-mpack-$lua}" ;;
+records) bin="$out/fuzz_records"; work="${FUZZ_CORPUS_DIR:-$out/corpus-records}" ;;
+*) echo "fuzz.sh: FUZZ_TARGET must be mpack or records, not '$target'" >&2; exit 2 ;;
+esac
 cc="${CC_FUZZ:-clang}"
 
 case "$runs" in
@@ -45,13 +53,20 @@ for src in core/*.c shm/*.c; do
   objs+=("$obj")
 done
 wait
-# shellcheck disable=SC2046
-"$cc" -std=c11 -Wall -Wextra -Werror "${san[@]}" -fsanitize=fuzzer \
-  -Ilua -Icore $(pkg-config --cflags "$lua") \
-  tests/fuzz/fuzz_mpack.c lua/mpack.c "${objs[@]}" \
-  $(pkg-config --libs "$lua" sqlite3 zlib libxxhash) -lpthread -lm -o "$bin"
+if [ "$target" = records ]; then
+  # shellcheck disable=SC2046
+  "$cc" -std=c11 -Wall -Wextra -Werror "${san[@]}" -fsanitize=fuzzer \
+    -Icore -include core/tc_prefix.h tests/fuzz/fuzz_records.c "${objs[@]}" \
+    $(pkg-config --libs sqlite3 zlib libxxhash) -lpthread -lm -o "$bin"
+else
+  # shellcheck disable=SC2046
+  "$cc" -std=c11 -Wall -Wextra -Werror "${san[@]}" -fsanitize=fuzzer \
+    -Ilua -Icore $(pkg-config --cflags "$lua") \
+    tests/fuzz/fuzz_mpack.c lua/mpack.c "${objs[@]}" \
+    $(pkg-config --libs "$lua" sqlite3 zlib libxxhash) -lpthread -lm -o "$bin"
+fi
 
-cp -p tests/fuzz/corpus/mpack/* "$work"/
+cp -p "tests/fuzz/corpus/$target"/* "$work"/
 echo "fuzz.sh: $bin, $runs runs, corpus $work"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"

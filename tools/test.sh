@@ -121,13 +121,14 @@ step "valgrind: Lua module (lua5.4)" lua_valgrind
 # `bash tools/fuzz.sh 20000000`.
 fuzz_both() {
   FUZZ_LUA=lua5.4 bash tools/fuzz.sh "${FUZZ_RUNS:-200000}" >/tmp/tiercache-fuzz.log 2>&1 &&
-    FUZZ_LUA=luajit bash tools/fuzz.sh "${FUZZ_RUNS:-200000}" >>/tmp/tiercache-fuzz.log 2>&1
+    FUZZ_LUA=luajit bash tools/fuzz.sh "${FUZZ_RUNS:-200000}" >>/tmp/tiercache-fuzz.log 2>&1 &&
+    FUZZ_TARGET=records bash tools/fuzz.sh "${FUZZ_RUNS:-200000}" >>/tmp/tiercache-fuzz.log 2>&1
   local rc=$?
   grep -E '^Done [0-9]+ runs|ERROR|SUMMARY' /tmp/tiercache-fuzz.log
   [ $rc -eq 0 ] || tail -40 /tmp/tiercache-fuzz.log
   return $rc
 }
-step "fuzz: MessagePack decoder" fuzz_both
+step "fuzz: MessagePack decoder, recipe records" fuzz_both
 
 fmt_check() {
   local bad=0 f
