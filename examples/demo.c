@@ -3,7 +3,8 @@
  *
  * The parent writes a few items, forks a child that opens the same
  * directory on its own, reads the parent's writes and answers with its
- * own; the parent then reads the child's answer. Both bump one counter.
+ * own; the parent then reads the child's answer. Both bump one counter
+ * under a cross-process Lock (a holder that dies would not keep it).
  * Usage: tiercache-demo [DIR]   (default: $HOME/.cache/tiercache-demo)
  */
 #include <stdio.h>
@@ -31,18 +32,29 @@ static tc_cache *open_cache(const char *dir)
     return c;
 }
 
+/* The counter goes up under a cross-process Lock: a read and a write that
+ * only the lock keeps together (tc_incr alone would be atomic already). */
 static void bump(tc_cache *c, const char *who)
 {
-    tc_data key = tc_text("demo:counter");
-    int64_t one = 1, zero = 0;
-    tc_data delta = tc_int(&one), dflt = tc_int(&zero);
-    tc_value v = TC_VALUE_INIT;
-    int rc = tc_incr(c, &key, &delta, &dflt, &v, TC_RETRY);
-
+    tc_data lock = tc_text("demo:lock"), key = tc_text("demo:counter");
+    int rc = tc_lock_acquire(c, &lock, 60, 10);
     if (rc)
-        die("incr", rc);
-    printf("%-6s incr demo:counter -> %lld\n", who, (long long)v.i);
-    tc_value_clear(&v);
+        die("lock", rc);
+    tc_item it = TC_ITEM_INIT;
+    int64_t n = 0;
+    rc = tc_get(c, &key, &it, 0);
+    if (rc == TC_OK && it.value.type == TC_INT)
+        n = it.value.i;
+    else if (rc != TC_OK && rc != TC_NOTFOUND)
+        die("get", rc);
+    tc_item_clear(&it);
+    n++;
+    tc_data v = tc_int(&n);
+    if ((rc = tc_set(c, &key, &v, TC_NO_EXPIRE, NULL, TC_RETRY)))
+        die("set", rc);
+    if ((rc = tc_lock_release(c, &lock)))
+        die("unlock", rc);
+    printf("%-6s under demo:lock, demo:counter -> %lld\n", who, (long long)n);
 }
 
 static void show(tc_cache *c, const char *who, const char *k)
