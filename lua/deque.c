@@ -25,23 +25,17 @@
 #define MT_ITER  "tiercache.DequeIterator"
 
 typedef struct tcl_deque {
-    tc_cache *c;    /* NULL once closed */
+    tcl_cache base; /* base.c: NULL once closed (collection.c) */
     int64_t maxlen; /* < 0: unbounded */
 } tcl_deque;
+
+static const tcl_coll KIND = {"Deque", MT_DEQUE, "a Deque", "deque"};
 
 /* ---- arguments and errors ------------------------------------------------ */
 
 static tcl_deque *self(lua_State *L, const char *m)
 {
-    tcl_deque *d = luaL_testudata(L, 1, MT_DEQUE);
-    if (!d)
-        luaL_error(L,
-                   "Deque.%s: expected a Deque as self (use ':' to call "
-                   "methods), got %s",
-                   m, luaL_typename(L, 1));
-    if (!d->c)
-        luaL_error(L, "Deque.%s: deque is closed", m);
-    return d;
+    return (tcl_deque *)tcl_coll_self(L, &KIND, m);
 }
 
 static int argerror(lua_State *L, const char *m, const char *arg,
@@ -53,8 +47,7 @@ static int argerror(lua_State *L, const char *m, const char *arg,
 /* Raise the error of a failed tc_deque_* call (Timeout for a busy one). */
 static int raise(lua_State *L, const char *m, int rc)
 {
-    return tcl_raise_code(L, rc == TC_EBUSY ? "Timeout" : tc_errname(rc),
-                          "Deque.%s: %s", m, tc_errmsg());
+    return tcl_coll_raise(L, &KIND, m, rc);
 }
 
 /* "string", "float 1.5" (a number that is not an integer), ... */
@@ -97,21 +90,13 @@ static int index_error(lua_State *L, const char *m, int idx, int rc)
 static void value_arg(lua_State *L, int idx, const char *m, const char *arg,
                       tcl_datum *out)
 {
-    char err[160];
-    if (tcl_value(L, idx, out, err, sizeof err) != 0)
-        argerror(L, m, arg, err);
+    tcl_coll_value_arg(L, &KIND, idx, m, arg, out);
 }
 
 /* Push @v (cleared either way); raises on a corrupt stored value. */
 static int push_value(lua_State *L, const char *m, tc_value *v)
 {
-    char err[160];
-    int pr = tcl_push_value(L, v, err, sizeof err);
-    tc_value_clear(v);
-    if (pr != 0)
-        return tcl_raise_code(L, "ECORRUPT", "Deque.%s: stored value: %s", m,
-                              err);
-    return 1;
+    return tcl_coll_push_value(L, &KIND, m, v, "value");
 }
 
 /* maxlen as given to the constructor or the setter: nil or false for
@@ -134,33 +119,10 @@ static int64_t maxlen_arg(lua_State *L, int idx, const char *who)
 int tcl_new_deque(lua_State *L)
 {
     lua_settop(L, 2);
-    const char *dir = NULL;
-    if (!lua_isnil(L, 1)) {
-        if (lua_type(L, 1) != LUA_TSTRING)
-            return luaL_error(L, "Deque: directory: expected a string, got %s",
-                              luaL_typename(L, 1));
-        dir = lua_tostring(L, 1);
-    }
+    const char *dir = tcl_coll_dir_arg(L, &KIND);
     int64_t maxlen = maxlen_arg(L, 2, "Deque");
-
-    /* The object exists (closed) before anything is opened, so __gc
-     * cleans up whatever raises below. */
-    tcl_deque *d = tcl_newuserdata(L, sizeof *d);
-    d->c = NULL;
+    tcl_deque *d = (tcl_deque *)tcl_coll_open(L, &KIND, dir, sizeof *d);
     d->maxlen = maxlen;
-    luaL_setmetatable(L, MT_DEQUE);
-
-    /* tcl_open makes the temporary directory and raises readable errors;
-     * it opens python's Cache(directory, eviction_policy='none'), whose
-     * handle the Deque takes over. */
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "none");
-    lua_setfield(L, -2, "eviction_policy");
-    tcl_cache *o = tcl_open(L, TCL_CACHE, dir, lua_gettop(L), TC_SHARDS_PLAIN,
-                            -1, 0, "Deque");
-    d->c = o->c;
-    o->c = NULL;
-    lua_pop(L, 2);
     return 1;
 }
 
@@ -172,7 +134,7 @@ static int push_side(lua_State *L, int side, const char *m)
     tcl_deque *d = self(L, m);
     tcl_datum v;
     value_arg(L, 2, m, "value", &v);
-    int rc = tc_deque_push(d->c, &v.d, side, d->maxlen);
+    int rc = tc_deque_push(d->base.c, &v.d, side, d->maxlen);
     tcl_datum_free(&v);
     return rc == TC_OK ? 0 : raise(L, m, rc);
 }
@@ -192,8 +154,8 @@ static int take(lua_State *L, int side, int remove, const char *m)
 {
     tcl_deque *d = self(L, m);
     tc_value v = TC_VALUE_INIT;
-    int rc =
-        remove ? tc_deque_pop(d->c, side, &v) : tc_deque_peek(d->c, side, &v);
+    int rc = remove ? tc_deque_pop(d->base.c, side, &v)
+                    : tc_deque_peek(d->base.c, side, &v);
     if (rc == TC_NOTFOUND) {
         lua_pushnil(L);
         return 1;
@@ -252,7 +214,7 @@ static int extend_side(lua_State *L, int side, const char *m)
         }
         vals[i] = dv[i].d;
     }
-    int rc = tc_deque_extend(d->c, vals, n, side, d->maxlen);
+    int rc = tc_deque_extend(d->base.c, vals, n, side, d->maxlen);
     for (size_t i = 0; i < n; i++)
         tcl_datum_free(&dv[i]);
     return rc == TC_OK ? 0 : raise(L, m, rc);
@@ -274,7 +236,7 @@ static int dq_extendleft(lua_State *L)
 static int dq_clear(lua_State *L)
 {
     tcl_deque *d = self(L, "clear");
-    int rc = tc_deque_clear(d->c);
+    int rc = tc_deque_clear(d->base.c);
     return rc == TC_OK ? 0 : raise(L, "clear", rc);
 }
 
@@ -284,7 +246,7 @@ static int dq_count(lua_State *L)
     tcl_datum v;
     uint64_t n = 0;
     value_arg(L, 2, "count", "value", &v);
-    int rc = tc_deque_count(d->c, &v.d, &n);
+    int rc = tc_deque_count(d->base.c, &v.d, &n);
     tcl_datum_free(&v);
     if (rc != TC_OK)
         return raise(L, "count", rc);
@@ -297,7 +259,7 @@ static int dq_remove(lua_State *L)
     tcl_deque *d = self(L, "remove");
     tcl_datum v;
     value_arg(L, 2, "remove", "value", &v);
-    int rc = tc_deque_remove(d->c, &v.d);
+    int rc = tc_deque_remove(d->base.c, &v.d);
     tcl_datum_free(&v);
     if (rc == TC_NOTFOUND)
         return luaL_error(L, "Deque.remove: value not in deque");
@@ -307,7 +269,7 @@ static int dq_remove(lua_State *L)
 static int dq_reverse(lua_State *L)
 {
     tcl_deque *d = self(L, "reverse");
-    int rc = tc_deque_reverse(d->c);
+    int rc = tc_deque_reverse(d->base.c);
     return rc == TC_OK ? 0 : raise(L, "reverse", rc);
 }
 
@@ -316,7 +278,7 @@ static int dq_rotate(lua_State *L)
     tcl_deque *d = self(L, "rotate");
     int64_t steps =
         lua_isnoneornil(L, 2) ? 1 : integer_arg(L, 2, "rotate", "steps");
-    int rc = tc_deque_rotate(d->c, steps);
+    int rc = tc_deque_rotate(d->base.c, steps);
     return rc == TC_OK ? 0 : raise(L, "rotate", rc);
 }
 
@@ -324,7 +286,7 @@ static int dq_len(lua_State *L)
 {
     tcl_deque *d = self(L, "len");
     uint64_t n = 0;
-    int rc = tc_deque_len(d->c, &n);
+    int rc = tc_deque_len(d->base.c, &n);
     if (rc != TC_OK)
         return raise(L, "len", rc);
     tcl_pushint(L, (int64_t)n);
@@ -344,7 +306,7 @@ static int dq_maxlen(lua_State *L)
         return 1;
     }
     int64_t n = maxlen_arg(L, 2, "Deque.maxlen");
-    int rc = tc_deque_trim(d->c, n, TC_FRONT);
+    int rc = tc_deque_trim(d->base.c, n, TC_FRONT);
     if (rc != TC_OK)
         return raise(L, "maxlen", rc);
     d->maxlen = n;
@@ -358,7 +320,7 @@ static int dq_get(lua_State *L)
 {
     tcl_deque *d = self(L, "get");
     tc_value v = TC_VALUE_INIT;
-    int rc = tc_deque_get(d->c, index_arg(L, 2, "get"), &v);
+    int rc = tc_deque_get(d->base.c, index_arg(L, 2, "get"), &v);
     if (rc != TC_OK)
         return index_error(L, "get", 2, rc);
     return push_value(L, "get", &v);
@@ -370,7 +332,7 @@ static int dq_set(lua_State *L)
     int64_t i = index_arg(L, 2, "set");
     tcl_datum v;
     value_arg(L, 3, "set", "value", &v);
-    int rc = tc_deque_set(d->c, i, &v.d);
+    int rc = tc_deque_set(d->base.c, i, &v.d);
     tcl_datum_free(&v);
     return rc == TC_OK ? 0 : index_error(L, "set", 2, rc);
 }
@@ -378,7 +340,7 @@ static int dq_set(lua_State *L)
 static int dq_delete(lua_State *L)
 {
     tcl_deque *d = self(L, "delete");
-    int rc = tc_deque_delete(d->c, index_arg(L, 2, "delete"));
+    int rc = tc_deque_delete(d->base.c, index_arg(L, 2, "delete"));
     return rc == TC_OK ? 0 : index_error(L, "delete", 2, rc);
 }
 
@@ -390,14 +352,6 @@ static int dq_delete(lua_State *L)
 typedef struct dq_iter {
     tc_iter *it;
 } dq_iter;
-
-static int iter_gc(lua_State *L)
-{
-    dq_iter *s = luaL_checkudata(L, 1, MT_ITER);
-    tc_iter_close(s->it);
-    s->it = NULL;
-    return 0;
-}
 
 static int iter_fail(lua_State *L, dq_iter *s, int rc)
 {
@@ -418,7 +372,7 @@ static int iter_step(lua_State *L)
 
     if (!s->it)
         return 0;
-    if (!d->c) {
+    if (!d->base.c) {
         tc_iter_close(s->it);
         s->it = NULL;
         return luaL_error(L, "Deque.values: deque is closed");
@@ -435,7 +389,7 @@ static int iter_step(lua_State *L)
         if (rc != TC_OK)
             return iter_fail(L, s, rc);
         tc_data k = {key.ptr, key.len, key.type};
-        rc = tc_get(d->c, &k, &it, TC_RETRY);
+        rc = tc_get(d->base.c, &k, &it, TC_RETRY);
         tc_value_clear(&key);
         if (rc == TC_OK)
             break;
@@ -454,7 +408,7 @@ static int dq_values(lua_State *L)
     dq_iter *s = tcl_newuserdata(L, sizeof *s);
     s->it = NULL;
     luaL_setmetatable(L, MT_ITER);
-    int rc = tc_iter_open(d->c, TC_ITER_KEYS, &s->it);
+    int rc = tc_iter_open(d->base.c, TC_ITER_KEYS, &s->it);
     if (rc != TC_OK)
         return raise(L, "values", rc);
     lua_pushvalue(L, 1);
@@ -464,44 +418,6 @@ static int dq_values(lua_State *L)
 
 /* ---- lifecycle -------------------------------------------------------------
  */
-
-static int dq_close(lua_State *L)
-{
-    tcl_deque *d = luaL_testudata(L, 1, MT_DEQUE);
-    if (!d)
-        return luaL_error(L, "Deque.close: expected a Deque as self, got %s",
-                          luaL_typename(L, 1));
-    tc_close(d->c);
-    d->c = NULL;
-    return 0;
-}
-
-static int dq_directory(lua_State *L)
-{
-    tcl_deque *d = self(L, "directory");
-    lua_pushstring(L, tc_directory(d->c));
-    return 1;
-}
-
-/* cache(): a Cache object on the deque's directory (python's
- * Deque.cache), opened anew; closing it leaves the deque open. */
-static int dq_cache(lua_State *L)
-{
-    tcl_deque *d = self(L, "cache");
-    tcl_open(L, TCL_CACHE, tc_directory(d->c), 0, TC_SHARDS_PLAIN, -1, 0,
-             "Deque.cache");
-    return 1;
-}
-
-static int dq_tostring(lua_State *L)
-{
-    tcl_deque *d = luaL_checkudata(L, 1, MT_DEQUE);
-    if (!d->c)
-        lua_pushliteral(L, "tiercache.Deque (closed)");
-    else
-        lua_pushfstring(L, "tiercache.Deque(%s)", tc_directory(d->c));
-    return 1;
-}
 
 void tcl_deque_register(lua_State *L)
 {
@@ -515,28 +431,7 @@ void tcl_deque_register(lua_State *L)
         {"rotate", dq_rotate}, {"get", dq_get},
         {"set", dq_set},       {"delete", dq_delete},
         {"values", dq_values}, {"maxlen", dq_maxlen},
-        {"len", dq_len},       {"close", dq_close},
-        {"cache", dq_cache},   {"directory", dq_directory},
-        {NULL, NULL}};
+        {"len", dq_len},       {NULL, NULL}};
 
-    luaL_newmetatable(L, MT_DEQUE);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, dq_len);
-    lua_setfield(L, -2, "__len");
-    lua_pushcfunction(L, dq_close);
-    lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, dq_close);
-    lua_setfield(L, -2, "__close");
-#endif
-    lua_pushcfunction(L, dq_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, MT_ITER);
-    lua_pushcfunction(L, iter_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    tcl_coll_register(L, &KIND, methods, dq_len, MT_ITER);
 }

@@ -25,19 +25,13 @@
 #define MT_INDEX "tiercache.Index"
 #define MT_ITER  "tiercache.IndexIterator"
 
+static const tcl_coll KIND = {"Index", MT_INDEX, "an Index", "index"};
+
 /* ---- arguments and errors ------------------------------------------------ */
 
 static tcl_cache *self(lua_State *L, const char *m)
 {
-    tcl_cache *o = luaL_testudata(L, 1, MT_INDEX);
-    if (!o)
-        luaL_error(L,
-                   "Index.%s: expected an Index as self (use ':' to call "
-                   "methods), got %s",
-                   m, luaL_typename(L, 1));
-    if (!o->c)
-        luaL_error(L, "Index.%s: index is closed", m);
-    return o;
+    return tcl_coll_self(L, &KIND, m);
 }
 
 static int argerror(lua_State *L, const char *m, const char *arg,
@@ -54,8 +48,7 @@ static int argerror(lua_State *L, const char *m, const char *arg,
 
 static int raise(lua_State *L, const char *m, int rc)
 {
-    return tcl_raise_code(L, rc == TC_EBUSY ? "Timeout" : tc_errname(rc),
-                          "Index.%s: %s", m, tc_errmsg());
+    return tcl_coll_raise(L, &KIND, m, rc);
 }
 
 static const char *type_of(lua_State *L, int idx)
@@ -79,20 +72,14 @@ static void key_arg(lua_State *L, int idx, const char *m, tcl_datum *out)
 static void value_arg(lua_State *L, int idx, const char *m, const char *arg,
                       tcl_datum *out)
 {
-    char err[160];
-    if (tcl_value(L, idx, out, err, sizeof err) != 0)
-        argerror(L, m, arg, "%s", err);
+    tcl_coll_value_arg(L, &KIND, idx, m, arg, out);
 }
 
 /* Push a value read from the index (cleared either way). */
 static void push_value(lua_State *L, const char *m, tc_value *v,
                        const char *what)
 {
-    char err[160];
-    int pr = tcl_push_value(L, v, err, sizeof err);
-    tc_value_clear(v);
-    if (pr != 0)
-        tcl_raise_code(L, "ECORRUPT", "Index.%s: stored %s: %s", m, what, err);
+    tcl_coll_push_value(L, &KIND, m, v, what);
 }
 
 /* Push a key and its value, clearing both (also when raising). */
@@ -175,29 +162,7 @@ static void retry_opts(lua_State *L, int idx, const char *m)
 int tcl_new_index(lua_State *L)
 {
     lua_settop(L, 1);
-    const char *dir = NULL;
-    if (!lua_isnil(L, 1)) {
-        if (lua_type(L, 1) != LUA_TSTRING)
-            return luaL_error(L, "Index: directory: expected a string, got %s",
-                              luaL_typename(L, 1));
-        dir = lua_tostring(L, 1);
-    }
-    /* Closed until the open below succeeds, so __gc is always safe. */
-    tcl_cache *ix = tcl_newuserdata(L, sizeof *ix);
-    memset(ix, 0, sizeof *ix);
-    luaL_setmetatable(L, MT_INDEX);
-
-    /* python: Cache(directory, eviction_policy='none'). tcl_open makes a
-     * temporary directory when there is none; the Index takes over the
-     * handle of the Cache object it returns. */
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "none");
-    lua_setfield(L, -2, "eviction_policy");
-    tcl_cache *o = tcl_open(L, TCL_CACHE, dir, lua_gettop(L), TC_SHARDS_PLAIN,
-                            -1, 0, "Index");
-    ix->c = o->c;
-    o->c = NULL;
-    lua_pop(L, 2);
+    tcl_coll_open(L, &KIND, tcl_coll_dir_arg(L, &KIND), sizeof(tcl_cache));
     return 1;
 }
 
@@ -449,14 +414,6 @@ typedef struct ix_iter {
 enum { ITER_KEYS, ITER_VALUES, ITER_ITEMS };
 static const char *const iter_names[] = {"keys", "values", "items"};
 
-static int iter_gc(lua_State *L)
-{
-    ix_iter *s = luaL_checkudata(L, 1, MT_ITER);
-    tc_iter_close(s->it);
-    s->it = NULL;
-    return 0;
-}
-
 static int iter_end(lua_State *L, ix_iter *s, int rc)
 {
     tc_iter_close(s->it);
@@ -581,84 +538,17 @@ static int ix_memoize(lua_State *L)
     return 1;
 }
 
-static int ix_close(lua_State *L)
-{
-    tcl_cache *o = luaL_testudata(L, 1, MT_INDEX);
-    if (!o)
-        return luaL_error(L, "Index.close: expected an Index as self, got %s",
-                          luaL_typename(L, 1));
-    tc_close(o->c);
-    o->c = NULL;
-    return 0;
-}
-
-static int ix_directory(lua_State *L)
-{
-    tcl_cache *o = self(L, "directory");
-    lua_pushstring(L, tc_directory(o->c));
-    return 1;
-}
-
-/* cache(): a Cache object on the index's directory (python's
- * Index.cache), opened anew; closing it leaves the index open. */
-static int ix_cache(lua_State *L)
-{
-    tcl_cache *o = self(L, "cache");
-    tcl_open(L, TCL_CACHE, tc_directory(o->c), 0, TC_SHARDS_PLAIN, -1, 0,
-             "Index.cache");
-    return 1;
-}
-
-static int ix_tostring(lua_State *L)
-{
-    tcl_cache *o = luaL_checkudata(L, 1, MT_INDEX);
-    if (!o->c)
-        lua_pushliteral(L, "tiercache.Index (closed)");
-    else
-        lua_pushfstring(L, "tiercache.Index(%s)", tc_directory(o->c));
-    return 1;
-}
-
 void tcl_index_register(lua_State *L)
 {
-    static const luaL_Reg methods[] = {{"get", ix_get},
-                                       {"set", ix_set},
-                                       {"delete", ix_delete},
-                                       {"pop", ix_pop},
-                                       {"popitem", ix_popitem},
-                                       {"setdefault", ix_setdefault},
-                                       {"peekitem", ix_peekitem},
-                                       {"push", ix_push},
-                                       {"pull", ix_pull},
-                                       {"clear", ix_clear},
-                                       {"len", ix_len},
-                                       {"keys", ix_keys},
-                                       {"values", ix_values},
-                                       {"items", ix_items},
-                                       {"memoize", ix_memoize},
-                                       {"close", ix_close},
-                                       {"cache", ix_cache},
-                                       {"directory", ix_directory},
-                                       {NULL, NULL}};
+    static const luaL_Reg methods[] = {
+        {"get", ix_get},           {"set", ix_set},
+        {"delete", ix_delete},     {"pop", ix_pop},
+        {"popitem", ix_popitem},   {"setdefault", ix_setdefault},
+        {"peekitem", ix_peekitem}, {"push", ix_push},
+        {"pull", ix_pull},         {"clear", ix_clear},
+        {"len", ix_len},           {"keys", ix_keys},
+        {"values", ix_values},     {"items", ix_items},
+        {"memoize", ix_memoize},   {NULL, NULL}};
 
-    luaL_newmetatable(L, MT_INDEX);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, ix_len);
-    lua_setfield(L, -2, "__len");
-    lua_pushcfunction(L, ix_close);
-    lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, ix_close);
-    lua_setfield(L, -2, "__close");
-#endif
-    lua_pushcfunction(L, ix_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, MT_ITER);
-    lua_pushcfunction(L, iter_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    tcl_coll_register(L, &KIND, methods, ix_len, MT_ITER);
 }

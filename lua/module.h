@@ -10,6 +10,7 @@
  *   django.c   DjangoCache (Django's cache API over a FanoutCache)
  *   memoize.c  memoize keys and the memoizing wrapper
  *   mpack.c    MessagePack for booleans and tables
+ *   collection.c  what Deque and Index share
  *   deque.c    Deque (python-diskcache's persistent deque)
  *   index.c    Index (python-diskcache's persistent ordered mapping)
  *   recipes.c  Lock, RLock, BoundedSemaphore, Averager, throttle, barrier,
@@ -257,6 +258,38 @@ void tcl_index_register(lua_State *L);
 /* recipes.c: put Lock, RLock, BoundedSemaphore, Averager, throttle,
  * barrier and memoize_stampede into the module table at @module_idx. */
 void tcl_recipes_register(lua_State *L, int module_idx);
+
+/* collection.c: what Deque and Index share. Their objects start with a
+ * tcl_cache record (magic and kind 0: Cache methods refuse it). */
+typedef struct tcl_coll {
+    const char *name;   /* "Deque": the prefix of every error */
+    const char *mt;     /* registry name of the metatable */
+    const char *a_name; /* "a Deque", in "expected a Deque as self" */
+    const char *noun;   /* "deque", in "deque is closed" */
+} tcl_coll;
+
+/* The open collection at index 1 for method @m (raises otherwise). */
+tcl_cache *tcl_coll_self(lua_State *L, const tcl_coll *k, const char *m);
+/* Raise "<Name>.<m>: <tc_errmsg>" with the code of @rc (Timeout: EBUSY). */
+int tcl_coll_raise(lua_State *L, const tcl_coll *k, const char *m, int rc);
+/* tcl_value, raising "<Name>.<m>: <arg>: <why>" on a bad value. */
+void tcl_coll_value_arg(lua_State *L, const tcl_coll *k, int idx, const char *m,
+                        const char *arg, tcl_datum *out);
+/* Push a stored @what ("value", "key"), clearing @v either way; raises
+ * ECORRUPT on a corrupt one. Returns 1. */
+int tcl_coll_push_value(lua_State *L, const tcl_coll *k, const char *m,
+                        tc_value *v, const char *what);
+/* The constructors' common part: the directory argument at index 1
+ * (NULL for nil: a temporary one); then a zeroed object of @size bytes
+ * pushed, with python's Cache(dir, eviction_policy='none') opened in it. */
+const char *tcl_coll_dir_arg(lua_State *L, const tcl_coll *k);
+tcl_cache *tcl_coll_open(lua_State *L, const tcl_coll *k, const char *dir,
+                         size_t size);
+/* Register the metatable: @methods plus close, cache and directory, and
+ * __len (@len), __gc, __close, __tostring; and the iterator metatable
+ * @iter_mt, whose userdata start with a tc_iter *. */
+void tcl_coll_register(lua_State *L, const tcl_coll *k, const luaL_Reg *methods,
+                       lua_CFunction len, const char *iter_mt);
 
 /* tiercache.Deque(directory, maxlen) and tiercache.Index(directory): a nil
  * directory makes a new temporary one. fc:deque(name, maxlen) and
