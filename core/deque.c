@@ -50,22 +50,11 @@ static int enter(tc_cache *c, const char *fn)
     return TC_OK;
 }
 
-/* Prefix the message a helper recorded with the public function's name. */
-static int named(int rc, const char *fn)
-{
-    char detail[400];
-
-    snprintf(detail, sizeof detail, "%s", tc_errmsg());
-    return tc__err(rc, "%s: %s", fn, detail);
-}
-
 /* Every error a public function returns names it; the helpers below it
  * name only their step ("deleting a deque item: disk I/O error"). */
 static int done(int rc, const char *fn)
 {
-    if (rc >= 0 || strncmp(tc_errmsg(), fn, strlen(fn)) == 0)
-        return rc;
-    return named(rc, fn);
+    return tc__err_named(rc, fn);
 }
 
 static int check_side(int side, const char *fn)
@@ -265,7 +254,7 @@ static int extend(tc_cache *c, const tc_data *vals, size_t n, int side,
         return tc__err(TC_EINVAL, "%s: vals is NULL", fn);
     for (size_t i = 0; i < n; i++)
         if ((rc = tc__check_value(&vals[i], "value")))
-            return named(rc, fn);
+            return done(rc, fn);
     if (n == 0)
         return TC_OK;
     if (!(sto = calloc(n, sizeof *sto)))
@@ -319,35 +308,32 @@ int tc_deque_extend(tc_cache *c, const tc_data *vals, size_t n, int side,
 
 /* ---- ends ------------------------------------------------------------- */
 
-int tc_deque_pop(tc_cache *c, int side, tc_value *out)
+/* python's pop and peek are Cache.pull and Cache.peek (side,
+ * retry=True): the same calls, keeping only the value. */
+static int take(tc_cache *c, int side, tc_value *out, bool remove,
+                const char *fn)
 {
     tc_item it = TC_ITEM_INIT;
     int rc;
 
-    if ((rc = enter(c, "tc_deque_pop")) ||
-        (rc = check_side(side, "tc_deque_pop")))
-        return done(rc, "tc_deque_pop");
-    /* python's pop is Cache.pull(side, retry=True): the same call. */
-    rc = tc_pull(c, NULL, side, &it, TC_RETRY);
+    if ((rc = enter(c, fn)) || (rc = check_side(side, fn)))
+        return done(rc, fn);
+    rc = remove ? tc_pull(c, NULL, side, &it, TC_RETRY)
+                : tc_peek(c, NULL, side, &it, TC_RETRY);
     if (rc == TC_OK && out)
         tc__value_move(out, &it.value);
     tc_item_clear(&it);
-    return done(rc, "tc_deque_pop");
+    return done(rc, fn);
+}
+
+int tc_deque_pop(tc_cache *c, int side, tc_value *out)
+{
+    return take(c, side, out, true, "tc_deque_pop");
 }
 
 int tc_deque_peek(tc_cache *c, int side, tc_value *out)
 {
-    tc_item it = TC_ITEM_INIT;
-    int rc;
-
-    if ((rc = enter(c, "tc_deque_peek")) ||
-        (rc = check_side(side, "tc_deque_peek")))
-        return done(rc, "tc_deque_peek");
-    rc = tc_peek(c, NULL, side, &it, TC_RETRY);
-    if (rc == TC_OK && out)
-        tc__value_move(out, &it.value);
-    tc_item_clear(&it);
-    return done(rc, "tc_deque_peek");
+    return take(c, side, out, false, "tc_deque_peek");
 }
 
 int tc_deque_len(tc_cache *c, uint64_t *n)
@@ -427,7 +413,7 @@ int tc_deque_set(tc_cache *c, int64_t index, const tc_data *val)
     if ((rc = enter(c, "tc_deque_set")))
         return done(rc, "tc_deque_set");
     if ((rc = tc__check_value(val, "value")))
-        return named(rc, "tc_deque_set");
+        return done(rc, "tc_deque_set");
     if ((rc = tc__store_prepare(c, &c->shard[0], val, &sto)))
         return done(rc, "tc_deque_set");
     if ((rc = work_begin(c, &w))) {
@@ -559,7 +545,7 @@ int tc_deque_count(tc_cache *c, const tc_data *val, uint64_t *n)
     if ((rc = enter(c, "tc_deque_count")))
         return done(rc, "tc_deque_count");
     if ((rc = tc__check_value(val, "value")))
-        return named(rc, "tc_deque_count");
+        return done(rc, "tc_deque_count");
     if ((rc = tc__work_read(c, 0, &w)))
         return done(rc, "tc_deque_count");
     /* One statement: every item of one snapshot is compared. */
@@ -591,7 +577,7 @@ int tc_deque_remove(tc_cache *c, const tc_data *val)
     if ((rc = enter(c, "tc_deque_remove")))
         return done(rc, "tc_deque_remove");
     if ((rc = tc__check_value(val, "value")))
-        return named(rc, "tc_deque_remove");
+        return done(rc, "tc_deque_remove");
     if ((rc = work_begin(c, &w)))
         return done(rc, "tc_deque_remove");
     if ((rc = tc__prepare(w.k, ROW_SQL " ORDER BY key, raw", &st)))

@@ -129,3 +129,13 @@ int tc__oserr(int err, const char *what, const char *path)
     }
     return tc__err(rc, "%s %s: %s", what, path ? path : "", strerror(err));
 }
+
+int tc__err_named(int rc, const char *fn)
+{
+    char detail[400];
+
+    if (rc >= 0 || strncmp(tc_errmsg(), fn, strlen(fn)) == 0)
+        return rc;
+    snprintf(detail, sizeof detail, "%s", tc_errmsg());
+    return tc__err(rc, "%s: %s", fn, detail);
+}

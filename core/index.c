@@ -5,8 +5,6 @@
  * with eviction_policy "none" (tc_index_open); its order is the rowid
  * (insertion) order, as python's.
  */
-#include <stdio.h>
-#include <string.h>
 
 #include "internal.h"
 
@@ -27,12 +25,7 @@ static int enter(tc_cache *c, const char *fn)
  * themselves ("tc_get: ...") or only the argument ("key: ..."). */
 static int done(int rc, const char *fn)
 {
-    char detail[400];
-
-    if (rc >= 0 || strncmp(tc_errmsg(), fn, strlen(fn)) == 0)
-        return rc;
-    snprintf(detail, sizeof detail, "%s", tc_errmsg());
-    return tc__err(rc, "%s: %s", fn, detail);
+    return tc__err_named(rc, fn);
 }
 
 /* Copy a datum into a value (what the caller stored is what it gets). */

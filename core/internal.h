@@ -35,6 +35,10 @@
 /* Record a formatted detail message for tc_errmsg() and return @rc. */
 TC_HIDDEN int tc__err(int rc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A public function's return: an error whose detail message does not
+ * already start with @fn gets "@fn: " put in front (the helpers below a
+ * public call name only their step). Non-errors pass through. */
+TC_HIDDEN int tc__err_named(int rc, const char *fn);
 /* Map a SQLite result code to a tc_rc, recording sqlite3_errmsg(@db). */
 TC_HIDDEN int tc__sqlerr(sqlite3 *db, int src, const char *what);
 /* Map an errno value to a tc_rc, recording @what and strerror. */
