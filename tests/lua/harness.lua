@@ -64,6 +64,19 @@ function H.child(script, ...)
   return table.concat(words, " ")
 end
 
+-- wait_for(what, fn): poll fn() every 20 ms until it returns a true value
+-- (returned) or H.WAIT seconds pass (a failure naming @what).
+H.WAIT = 30 -- seconds: a generous bound on every handshake
+function H.wait_for(what, fn)
+  local deadline = H.tiercache.now() + H.WAIT
+  while H.tiercache.now() < deadline do
+    local v = fn()
+    if v then return v end
+    H.sleep(0.02)
+  end
+  H.fail("timed out waiting for " .. what, 2)
+end
+
 function H.write_file(path, data)
   local f = assert(io.open(path, "wb"))
   assert(f:write(data))

@@ -6,17 +6,7 @@ local H = require "harness"
 local tiercache = H.tiercache
 local test, eq, ok, raises = H.test, H.eq, H.ok, H.raises
 
-local WAIT = 30 -- seconds: a generous bound on every handshake
-
-local function wait_for(what, fn)
-  local deadline = tiercache.now() + WAIT
-  while tiercache.now() < deadline do
-    local v = fn()
-    if v then return v end
-    H.sleep(0.02)
-  end
-  H.fail("timed out waiting for " .. what, 2)
-end
+local wait_for = H.wait_for
 
 local function open(dir)
   return tiercache.Cache(dir .. "/cache", {eviction_policy = "none"})

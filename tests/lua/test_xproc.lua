@@ -5,18 +5,7 @@ local H = require "harness"
 local tiercache = H.tiercache
 local test, eq, ok = H.test, H.eq, H.ok
 
-local WAIT = 30 -- seconds: a generous bound on every handshake
-
--- Poll fn() until it returns a true value or WAIT seconds pass.
-local function wait_for(what, fn)
-  local deadline = tiercache.now() + WAIT
-  while tiercache.now() < deadline do
-    local v = fn()
-    if v then return v end
-    H.sleep(0.02)
-  end
-  H.fail("timed out waiting for " .. what, 2)
-end
+local wait_for = H.wait_for
 
 -- The child: open the same cache, wait for the parent's "go", check the
 -- parent's keys, write its own, answer "done".
