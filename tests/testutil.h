@@ -730,4 +730,69 @@ static inline void tu_value_path(const char *dir, const char *key, char *out,
     free(rel);
 }
 
+/* What each child of tu_run_marked gets: the cache directory, its id
+ * (1..n), the start barrier and a shared output descriptor. */
+struct tu_proc_arg {
+    const char *dir;
+    int id;
+    struct tu_barrier *bar;
+    int out_fd;
+};
+
+#define TU_MAX_PROCS 16
+
+/*
+ * tu_run_marked - fork @n children running @fn(&arg, msgfd) after a shared
+ * start barrier (each calls tu_barrier_wait(arg->bar)). A child that
+ * returns 0 says "<done>" on the message pipe; the parent asserts that all
+ * @n did (a child's messages are shown on failure) and, outside valgrind,
+ * that each exited 0. The marker decides because under valgrind a forked
+ * child exits with valgrind's status (it reports the parent's inherited
+ * allocations).
+ */
+static inline void tu_run_marked(int n, int (*fn)(void *, int), const char *dir,
+                                 int out_fd)
+{
+    struct tu_barrier bar;
+    struct tu_proc_arg args[TU_MAX_PROCS];
+    pid_t pids[TU_MAX_PROCS];
+    int msg[2];
+
+    cr_assert(n > 0 && n <= TU_MAX_PROCS);
+    tu_barrier_init(&bar);
+    cr_assert_eq(pipe(msg), 0);
+    for (int i = 0; i < n; i++) {
+        args[i] = (struct tu_proc_arg){dir, i + 1, &bar, out_fd};
+        fflush(NULL);
+        pids[i] = fork();
+        cr_assert_geq(pids[i], 0);
+        if (pids[i] == 0) {
+            close(msg[0]);
+            int code = fn(&args[i], msg[1]);
+            if (code == 0)
+                tu_child_msg(msg[1], "<done>");
+            _exit(code);
+        }
+    }
+    close(msg[1]);
+    tu_barrier_release(&bar);
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        bad |= tu_wait_exit(pids[i]);
+    char text[2048];
+    size_t used = 0;
+    ssize_t got;
+    while (used + 1 < sizeof text &&
+           (got = read(msg[0], text + used, sizeof text - 1 - used)) > 0)
+        used += (size_t)got;
+    text[used] = 0;
+    close(msg[0]);
+    int finished = 0;
+    for (const char *p = text; (p = strstr(p, "<done>")); p++)
+        finished++;
+    cr_assert_eq(finished, n, "a child failed: %s", text);
+    if (!getenv("TC_UNDER_VALGRIND"))
+        cr_assert_eq(bad, 0, "a child exited with %d: %s", bad, text);
+}
+
 #endif /* TC_TESTUTIL_H */

@@ -606,16 +606,10 @@ Test(deque, readonly_handle_reads_but_does_not_write)
 #define PROCS 4
 #define PER   500
 
-struct mp_arg {
-    const char *dir;
-    int id;
-    struct tu_barrier *bar;
-    int out_fd; /* popped values go here (one int64 each) */
-};
 
 static int child_append(void *p, int msgfd)
 {
-    struct mp_arg *a = p;
+    struct tu_proc_arg *a = p;
     tc_cache *c = NULL;
     if (tc_deque_open(&c, a->dir, 0) != TC_OK)
         return tu_child_msg(msgfd, "open: %s", tc_errmsg());
@@ -632,7 +626,7 @@ static int child_append(void *p, int msgfd)
 
 static int child_popleft(void *p, int msgfd)
 {
-    struct mp_arg *a = p;
+    struct tu_proc_arg *a = p;
     tc_cache *c = NULL;
     if (tc_deque_open(&c, a->dir, 0) != TC_OK)
         return tu_child_msg(msgfd, "open: %s", tc_errmsg());
@@ -651,54 +645,13 @@ static int child_popleft(void *p, int msgfd)
     return 0;
 }
 
-/* Fork PROCS children running @fn with a shared start barrier; each
- * child's messages go to a file that the parent prints on failure. */
+/* PROCS children running @fn on their own handles; popped values go to
+ * @out_fd (one int64 each). */
 static void run_children(int (*fn)(void *, int), int out_fd)
 {
-    struct tu_barrier bar;
-    struct mp_arg args[PROCS];
-    pid_t pids[PROCS];
-    int msg[2];
-
     tc_close(fx.c); /* children open their own handles */
     fx.c = NULL;
-    tu_barrier_init(&bar);
-    cr_assert_eq(pipe(msg), 0);
-    for (int i = 0; i < PROCS; i++) {
-        args[i] = (struct mp_arg){fx.dir, i + 1, &bar, out_fd};
-        fflush(NULL);
-        pids[i] = fork();
-        cr_assert_geq(pids[i], 0);
-        if (pids[i] == 0) {
-            close(msg[0]);
-            int code = fn(&args[i], msg[1]);
-            /* The marker, not the exit status, says the child finished:
-             * under valgrind a forked child exits with valgrind's status
-             * (it reports the worker's inherited allocations). */
-            if (code == 0)
-                tu_child_msg(msg[1], "<done>");
-            _exit(code);
-        }
-    }
-    close(msg[1]);
-    tu_barrier_release(&bar);
-    int bad = 0;
-    for (int i = 0; i < PROCS; i++)
-        bad |= tu_wait_exit(pids[i]);
-    char text[2048];
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < sizeof text &&
-           (got = read(msg[0], text + used, sizeof text - 1 - used)) > 0)
-        used += (size_t)got;
-    text[used] = 0;
-    close(msg[0]);
-    int finished = 0;
-    for (const char *p = text; (p = strstr(p, "<done>")); p++)
-        finished++;
-    cr_assert_eq(finished, PROCS, "a child failed: %s", text);
-    if (!getenv("TC_UNDER_VALGRIND"))
-        cr_assert_eq(bad, 0, "a child exited with %d: %s", bad, text);
+    tu_run_marked(PROCS, fn, fx.dir, out_fd);
     TU_OK(tc_deque_open(&fx.c, fx.dir, 0));
 }
 

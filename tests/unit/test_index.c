@@ -182,16 +182,10 @@ Test(index, push_and_pull_are_the_cache_queue)
 
 #define PROCS 4
 
-struct mp_arg {
-    const char *dir;
-    int id;
-    struct tu_barrier *bar;
-    int out_fd;
-};
 
 static int child_popitem(void *p, int msgfd)
 {
-    struct mp_arg *a = p;
+    struct tu_proc_arg *a = p;
     tc_cache *c = NULL;
     if (tc_index_open(&c, a->dir, 0) != TC_OK)
         return tu_child_msg(msgfd, "open: %s", tc_errmsg());
@@ -214,7 +208,7 @@ static int child_popitem(void *p, int msgfd)
 
 static int child_setdefault(void *p, int msgfd)
 {
-    struct mp_arg *a = p;
+    struct tu_proc_arg *a = p;
     tc_cache *c = NULL;
     if (tc_index_open(&c, a->dir, 0) != TC_OK)
         return tu_child_msg(msgfd, "open: %s", tc_errmsg());
@@ -241,55 +235,16 @@ static int child_setdefault(void *p, int msgfd)
     return 0;
 }
 
+/* PROCS children running @fn; what they write to the shared output file
+ * comes back (caller frees), with its length in @len. */
 static char *run_children(int (*fn)(void *, int), size_t *len)
 {
-    struct tu_barrier bar;
-    struct mp_arg args[PROCS];
-    pid_t pids[PROCS];
     char path[TU_PATH_MAX];
-    int msg[2];
-
     snprintf(path, sizeof path, "%s/out", fx.base);
     int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0600);
     cr_assert_geq(fd, 0);
-    tu_barrier_init(&bar);
-    cr_assert_eq(pipe(msg), 0);
-    for (int i = 0; i < PROCS; i++) {
-        args[i] = (struct mp_arg){fx.dir, i + 1, &bar, fd};
-        fflush(NULL);
-        pids[i] = fork();
-        cr_assert_geq(pids[i], 0);
-        if (pids[i] == 0) {
-            close(msg[0]);
-            int code = fn(&args[i], msg[1]);
-            /* The marker, not the exit status, says the child finished:
-             * under valgrind a forked child exits with valgrind's status
-             * (it reports the worker's inherited allocations). */
-            if (code == 0)
-                tu_child_msg(msg[1], "<done>");
-            _exit(code);
-        }
-    }
-    close(msg[1]);
+    tu_run_marked(PROCS, fn, fx.dir, fd);
     close(fd);
-    tu_barrier_release(&bar);
-    int bad = 0;
-    for (int i = 0; i < PROCS; i++)
-        bad |= tu_wait_exit(pids[i]);
-    char text[2048];
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < sizeof text &&
-           (got = read(msg[0], text + used, sizeof text - 1 - used)) > 0)
-        used += (size_t)got;
-    text[used] = 0;
-    close(msg[0]);
-    int finished = 0;
-    for (const char *p = text; (p = strstr(p, "<done>")); p++)
-        finished++;
-    cr_assert_eq(finished, PROCS, "a child failed: %s", text);
-    if (!getenv("TC_UNDER_VALGRIND"))
-        cr_assert_eq(bad, 0, "a child exited with %d: %s", bad, text);
     return tu_read_file(path, len);
 }
 
