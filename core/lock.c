@@ -13,7 +13,7 @@
 
 #include "owner.h"
 
-/* Seconds of @expire for tc_add/tc_set: TC_NO_EXPIRE passes through. */
+/* The arguments every Lock and RLock call takes (NaN expire is refused). */
 static int check_args(const char *fn, tc_cache *c, const tc_data *key,
                       double expire)
 {
