@@ -145,6 +145,8 @@ static void free_shards(tc_cache *c)
     }
     free(c->shard);
     c->shard = NULL;
+    free(c->hot_modes);
+    c->hot_modes = NULL;
     c->nshards = 0;
 }
 
@@ -223,7 +225,8 @@ int tc_open(tc_cache *c, const char *dir, unsigned flags)
         c->timeout = shards ? 0.010 : 60.0;
     c->dir = strdup(dir);
     c->shard = calloc((size_t)c->nshards, sizeof *c->shard);
-    if (!c->dir || !c->shard) {
+    c->hot_modes = calloc((size_t)c->nshards, sizeof *c->hot_modes);
+    if (!c->dir || !c->shard || !c->hot_modes) {
         rc = tc__err(TC_ENOMEM, "out of memory");
         goto fail;
     }
@@ -631,7 +634,7 @@ static int put_setting_shard(tc_cache *c, int shard, int idx, const tc_value *v,
         rc = tc__settings_load(w.k, &set);
     rc = tc__work_end(&w, rc);
     if (rc == TC_OK && !w.txn) {
-        tc__shard_settings(&c->shard[shard], &set);
+        tc__shard_settings(c, &c->shard[shard], &set);
     }
     return rc;
 }

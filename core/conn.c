@@ -69,7 +69,8 @@ double tc__now(const tc_cache *c)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void tc__shard_settings(struct tc_shard *s, const struct tc_settings *set)
+void tc__shard_settings(tc_cache *c, struct tc_shard *s,
+                        const struct tc_settings *set)
 {
     pthread_mutex_lock(&s->lock);
     s->set = *set;
@@ -78,10 +79,11 @@ void tc__shard_settings(struct tc_shard *s, const struct tc_settings *set)
                                    set->policy == TC_POLICY_LFU);
     /* Hot hits record LRU/LFU accesses in the segment; diskcache's
      * hit/miss counters (statistics=1) need every get in SQLite. */
-    atomic_store(&s->hot_access, set->statistics                ? -1
-                                 : set->policy == TC_POLICY_LRU ? 1
-                                 : set->policy == TC_POLICY_LFU ? 2
-                                                                : 0);
+    atomic_store(&c->hot_modes[s->index],
+                 set->statistics                ? TC_HOT_COLD
+                 : set->policy == TC_POLICY_LRU ? TC_HOT_ACCESS_LRU
+                 : set->policy == TC_POLICY_LFU ? TC_HOT_ACCESS_LFU
+                                                : TC_HOT_ACCESS_NONE);
     pthread_mutex_unlock(&s->lock);
 }
 

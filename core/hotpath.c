@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../shm/hot.h"
+#include "../shm/read.h"
 #include "internal.h"
 
 /* The current segment of a handle (another thread may swap in a new one
@@ -238,21 +239,23 @@ static struct tc_hot *hot_for_write(tc_cache *c, struct tc_conn *k)
     return hot_of(c);
 }
 
-static bool reads_hot(tc_cache *c, int shard)
+/* Whether gets may be served by the hot tier at all: this process reads
+ * through it and the calling thread has no transaction open (which must
+ * see its own uncommitted writes). The thread-local transaction lookup
+ * happens only when some thread has a transaction open on the cache. */
+static bool reads_hot(tc_cache *c)
 {
-    /* The thread-local transaction lookup only when some thread of this
-     * process has a transaction open on the cache. */
     return c->hot_read &&
-           atomic_load_explicit(&c->shard[shard].hot_access,
-                                memory_order_relaxed) >= 0 &&
            (!atomic_load_explicit(&c->txn_open, memory_order_relaxed) ||
             !tc__txn_find(c));
 }
 
-static int access_of(tc_cache *c, int shard)
+/* The same for one shard, before a fill: its gets may be served hot. */
+static bool shard_reads_hot(tc_cache *c, int shard)
 {
-    return atomic_load_explicit(&c->shard[shard].hot_access,
-                                memory_order_relaxed);
+    return atomic_load_explicit(&c->hot_modes[shard], memory_order_relaxed) !=
+               TC_HOT_COLD &&
+           reads_hot(c);
 }
 
 static double hot_now(tc_cache *c)
@@ -260,42 +263,122 @@ static double hot_now(tc_cache *c)
     return c->clock ? c->clock(c->clock_arg) : NAN; /* NAN: coarse clock */
 }
 
+static struct tc_hot_read read_of(tc_cache *c, int shard, bool quiet)
+{
+    return (struct tc_hot_read){shard, hot_now(c), c->hot_modes, quiet};
+}
+
 /* Bounded lag for foreign writers while only hits happen: once per
  * interval (per shard, across processes) one hit pays a SQLite read. */
-static bool foreign_due(tc_cache *c, struct tc_hot *h, int shard)
+static __attribute__((noinline)) bool
+foreign_due_slow(tc_cache *c, struct tc_hot *h, int shard)
 {
-    if (!c->foreign_check_ms)
-        return false;
+    return tc_hot_check_due(h, shard, c->foreign_check_ms) &&
+           foreign_check(c, h, shard);
+}
+
+static inline bool foreign_due(tc_cache *c, struct tc_hot *h, int shard)
+{
     /* Look at the clock only every 64th hit of this handle (a relaxed
      * tick: lost updates between threads only delay a check). */
     unsigned t = atomic_load_explicit(&c->hit_tick, memory_order_relaxed);
     atomic_store_explicit(&c->hit_tick, t + 1, memory_order_relaxed);
-    return (t & 63) == 0 && tc_hot_check_due(h, shard, c->foreign_check_ms) &&
-           foreign_check(c, h, shard);
+    return (t & 63) == 0 && c->foreign_check_ms &&
+           foreign_due_slow(c, h, shard);
 }
+
+/* The segment to read: the retired check is the read's own (shm answers
+ * TC_HOT_RETIRED), so a hit makes no separate call for it. */
+#define RETIRED_SWITCHES 3
 
 int tc__hot_get_buf(tc_cache *c, int shard, const tc_data *key, void *buf,
                     size_t cap, size_t *len, int *type, double *expire)
 {
-    struct tc_hot *h;
-    if (!reads_hot(c, shard) || !(h = hot_current(c)))
+    struct tc_hot *h = hot_of(c);
+    if (!h || !reads_hot(c))
         return TC_HOT_MISS;
-    int r = tc_hot_get_buf(h, shard, key, hot_now(c), access_of(c, shard), buf,
-                           cap, len, type, expire);
-    if (r != TC_HOT_MISS && foreign_due(c, h, shard))
+    struct tc_hot_read rd = read_of(c, shard, false);
+    int found, r, n = 0;
+    while ((r = tc_hot_get_buf(h, key, &rd, buf, cap, len, type, expire,
+                               &found)) == TC_HOT_RETIRED)
+        if (++n > RETIRED_SWITCHES || !(h = hot_current(c)))
+            return TC_HOT_MISS;
+    if (r != TC_HOT_MISS && foreign_due(c, h, found))
         return TC_HOT_MISS;
     return r;
 }
 
 int tc__hot_get(tc_cache *c, int shard, const tc_data *key, tc_item *out)
 {
-    struct tc_hot *h;
-    if (!reads_hot(c, shard) || !(h = hot_current(c)))
+    struct tc_hot *h = hot_of(c);
+    if (!h || !reads_hot(c))
         return TC_HOT_MISS;
-    int r = tc_hot_get(h, shard, key, hot_now(c), access_of(c, shard), out);
-    if (r != TC_HOT_MISS && foreign_due(c, h, shard))
+    struct tc_hot_read rd = read_of(c, shard, false);
+    int found, r, n = 0;
+    while ((r = tc_hot_get(h, key, &rd, out, &found)) == TC_HOT_RETIRED)
+        if (++n > RETIRED_SWITCHES || !(h = hot_current(c)))
+            return TC_HOT_MISS;
+    if (r != TC_HOT_MISS && foreign_due(c, h, found))
         return TC_HOT_MISS;
     return r;
+}
+
+/* ---- the public gets' hit path ------------------------------------------ */
+
+/* The segment a public get may be served from, or NULL: the handle is
+ * open and has seen no fork, the key could be one, this process reads
+ * through the hot tier and the thread has no transaction open. */
+static inline struct tc_hot *hit_segment(tc_cache *c, const tc_data *key)
+{
+    if (!c || !c->opened || tc__forked(c) || !tc__key_plausible(key))
+        return NULL;
+    struct tc_hot *h = hot_of(c);
+    return h && reads_hot(c) ? h : NULL;
+}
+
+/* tc_get_buf and tc_get start here. A hit is served by the inline read of
+ * shm/read.h, compiled into this one function; anything else (errors, a
+ * fork, a retired segment, a miss) continues in ops.c. */
+int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
+               size_t *len, int *type, double *expire_time, unsigned flags)
+{
+    struct tc_hot *h;
+    if (len && (buf || !cap) && (h = hit_segment(c, key))) {
+        struct tc_hot_read rd = read_of(c, tc__hot_shard_of(c, key), false);
+        int shard;
+        int r =
+            hot_read_buf(h, key, &rd, buf, cap, len, type, expire_time, &shard);
+        if (r == TC_HOT_HIT || r == TC_HOT_TOOSMALL) {
+            if (foreign_due(c, h, shard))
+                r = TC_HOT_MISS; /* a foreign writer: read SQLite */
+            else if (r == TC_HOT_HIT)
+                return TC_OK;
+            else
+                return tc__err(TC_ETOOSMALL,
+                               "tc_get_buf: value has %zu bytes, buffer %zu",
+                               *len, cap);
+        }
+        if (r == TC_HOT_MISS)
+            return tc__get_buf_cold(c, key, buf, cap, len, type, expire_time,
+                                    flags, true);
+    }
+    return tc__get_buf_cold(c, key, buf, cap, len, type, expire_time, flags,
+                            false);
+}
+
+int tc_get(tc_cache *c, const tc_data *key, tc_item *out, unsigned flags)
+{
+    struct tc_hot *h;
+    if (out && (h = hit_segment(c, key))) {
+        struct tc_hot_read rd = read_of(c, tc__hot_shard_of(c, key), false);
+        int shard;
+        int r = hot_read_item(h, key, &rd, out, &shard);
+        if (r == TC_HOT_HIT && !foreign_due(c, h, shard))
+            return TC_OK;
+        if (r != TC_HOT_RETIRED)
+            return tc__get_cold(c, key, out, flags, true);
+    }
+    return tc__get_cold(c, key, out, flags, false);
 }
 
 /* Before a cold read of a hot miss: returns true if the caller should fill
@@ -306,15 +389,14 @@ bool tc__hot_fill_begin(tc_cache *c, int shard, const tc_data *key,
 {
     struct tc_hot *h;
     *hit = false;
-    if (!reads_hot(c, shard) || c->readonly || !(h = hot_current(c)))
+    if (!shard_reads_hot(c, shard) || c->readonly || !(h = hot_current(c)))
         return false;
+    struct tc_hot_read rd = read_of(c, shard, true);
     if (tc_hot_fill_lease(h, shard, key, 0)) {
         /* The previous holder may have installed the value (and dropped
          * its lease) between our miss and our lease: look once more, or
          * we would read SQLite and fill the same version again. */
-        if (out &&
-            tc_hot_get(h, shard, key, hot_now(c),
-                       access_of(c, shard) | TC_HOT_QUIET, out) == TC_HOT_HIT) {
+        if (out && tc_hot_get(h, key, &rd, out, NULL) == TC_HOT_HIT) {
             tc_hot_fill_cancel(h, shard, key);
             *hit = true;
             return false;
@@ -324,9 +406,7 @@ bool tc__hot_fill_begin(tc_cache *c, int shard, const tc_data *key,
     for (int i = 0; i < 40; i++) {
         struct timespec ts = {0, 50000};
         nanosleep(&ts, NULL);
-        if (out &&
-            tc_hot_get(h, shard, key, hot_now(c),
-                       access_of(c, shard) | TC_HOT_QUIET, out) == TC_HOT_HIT) {
+        if (out && tc_hot_get(h, key, &rd, out, NULL) == TC_HOT_HIT) {
             *hit = true;
             return false;
         }

@@ -200,9 +200,7 @@ struct tc_shard {
     pthread_mutex_t lock;
     struct tc_conn *idle; /* pool of idle connections (under lock) */
     struct tc_settings set;
-    atomic_int slow_get;   /* gets write (statistics, LRU, LFU): lock-free */
-    atomic_int hot_access; /* -1: no hot reads (statistics), else the
-                              TC_HOT_ACCESS_* mode hits record */
+    atomic_int slow_get; /* gets write (statistics, LRU, LFU): lock-free */
     bool has_meta;  /* TiercacheMeta exists (not for a foreign read-only) */
     bool immutable; /* read-only with no -wal/-shm: SQLite immutable=1 */
 };
@@ -252,6 +250,9 @@ struct tc_cache {
     /* hot tier (hotpath.c) */
     struct tc_hot *_Atomic hot; /* NULL: cold-only */
     bool hot_read;              /* this process reads through it */
+    /* Per shard: the TC_HOT_ACCESS_* mode hot hits record, or TC_HOT_COLD
+     * (statistics=1: every get goes to SQLite). */
+    _Atomic signed char *hot_modes;
     uint64_t foreign_check_ms;  /* hit-path foreign-writer check interval */
     atomic_uint hit_tick;       /* hits between foreign-writer checks */
     atomic_int txn_open;        /* transactions open on it, any thread */
@@ -271,6 +272,13 @@ TC_HIDDEN extern atomic_uint tc__fork_gen;
 TC_HIDDEN void tc__fork_init(void);
 /* Called at the top of every public call: notice a fork, drop pools. */
 TC_HIDDEN void tc__after_fork_check(tc_cache *c);
+/* True if this process forked since the handle last noticed (the hit
+ * path's test; tc__after_fork_check does the work). */
+static inline bool tc__forked(const tc_cache *c)
+{
+    return c->fork_gen !=
+           atomic_load_explicit(&tc__fork_gen, memory_order_relaxed);
+}
 
 /* Open a new connection to a shard with per-connection pragmas. */
 TC_HIDDEN int tc__conn_open(tc_cache *c, struct tc_shard *s,
@@ -319,7 +327,7 @@ TC_HIDDEN struct tc_txn *tc__txn_find(tc_cache *c);
 TC_HIDDEN int tc__txn_begin(tc_cache *c, const bool *involved, unsigned flags);
 TC_HIDDEN double tc__now(const tc_cache *c);
 /* Install a new settings snapshot for a shard (under its lock). */
-TC_HIDDEN void tc__shard_settings(struct tc_shard *s,
+TC_HIDDEN void tc__shard_settings(tc_cache *c, struct tc_shard *s,
                                   const struct tc_settings *set);
 
 TC_HIDDEN int tc__files_add(struct tc_files *f, const char *rel);
@@ -404,6 +412,38 @@ TC_HIDDEN void tc__hot_open(tc_cache *c);
 TC_HIDDEN void tc__hot_close(tc_cache *c);
 TC_HIDDEN void tc__hot_after_fork(tc_cache *c);
 TC_HIDDEN void tc__hot_conn_init(tc_cache *c, struct tc_conn *k);
+/* Enough to look a key up in the hot tier: a hit proves the key valid (it
+ * matched a stored, validated key byte for byte); a miss is validated in
+ * full before SQLite sees it. */
+static inline bool tc__key_plausible(const tc_data *key)
+{
+    if (!key || (!key->ptr && key->len))
+        return false;
+    if (key->type == TC_TEXT || key->type == TC_BYTES)
+        return key->len <= TC_MAX_KEY_BYTES;
+    return (key->type == TC_INT || key->type == TC_REAL) && key->len == 8;
+}
+
+/* The shard a hot-tier read names: -1 when the key implies it (TEXT and
+ * BYTES keys of a FanoutCache), which spares a hit diskcache's shard
+ * hash; numeric keys name theirs (shm/hot.h, struct tc_hot_read). */
+static inline int tc__hot_shard_of(const tc_cache *c, const tc_data *key)
+{
+    if (c->shards == 0)
+        return 0;
+    if (key->type == TC_TEXT || key->type == TC_BYTES)
+        return -1;
+    return (int)(tc__fanout_hash(key) % (uint64_t)c->shards);
+}
+
+/* tc_get and tc_get_buf past the hot tier (their hit paths are in
+ * hotpath.c): argument errors, a fork to notice, and gets the hot tier did
+ * not serve (@asked: it was asked and missed). */
+TC_HIDDEN int tc__get_cold(tc_cache *c, const tc_data *key, tc_item *out,
+                           unsigned flags, bool asked);
+TC_HIDDEN int tc__get_buf_cold(tc_cache *c, const tc_data *key, void *buf,
+                               size_t cap, size_t *len, int *type,
+                               double *expire_time, unsigned flags, bool asked);
 /* TC_HOT_HIT (0), TC_HOT_MISS (1) or TC_HOT_TOOSMALL (2) of shm/hot.h. */
 TC_HIDDEN int tc__hot_get(tc_cache *c, int shard, const tc_data *key,
                           tc_item *out);

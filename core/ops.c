@@ -640,40 +640,31 @@ int tc_add(tc_cache *c, const tc_data *key, const tc_data *val, double expire,
                       flags);
 }
 
-/* Enough to look a key up in the hot tier: a hit proves the key valid (it
- * matched a stored, validated key byte for byte); a miss is validated in
- * full before SQLite sees it. */
-static bool key_plausible(const tc_data *key)
-{
-    if (!key || (!key->ptr && key->len))
-        return false;
-    if (key->type == TC_TEXT || key->type == TC_BYTES)
-        return key->len <= TC_MAX_KEY_BYTES;
-    return (key->type == TC_INT || key->type == TC_REAL) && key->len == 8;
-}
-
-int tc_get(tc_cache *c, const tc_data *key, tc_item *out, unsigned flags)
+int tc__get_cold(tc_cache *c, const tc_data *key, tc_item *out, unsigned flags,
+                 bool asked)
 {
     ENTER(c, "tc_get");
-    bool looked = out && key_plausible(key);
-    if (looked &&
-        tc__hot_get(c, shard_of(c, key), key, out) == 0 /* TC_HOT_HIT */)
+    bool looked = out && tc__key_plausible(key);
+    if (looked && !asked &&
+        tc__hot_get(c, tc__hot_shard_of(c, key), key, out) ==
+            0 /* TC_HOT_HIT */)
         return TC_OK;
     CHECK(tc__check_key(key));
     return looked ? op_get_missed(c, shard_of(c, key), key, out, flags)
                   : tc__op_get(c, shard_of(c, key), key, out, flags);
 }
 
-int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
-               size_t *len, int *type, double *expire_time, unsigned flags)
+int tc__get_buf_cold(tc_cache *c, const tc_data *key, void *buf, size_t cap,
+                     size_t *len, int *type, double *expire_time,
+                     unsigned flags, bool asked)
 {
     ENTER(c, "tc_get_buf");
     if (!len || (!buf && cap))
         return tc__err(TC_EINVAL, "tc_get_buf: len is NULL or buf is NULL");
     /* The hot tier copies straight into buf, allocating nothing. */
-    if (key_plausible(key)) {
-        int hr = tc__hot_get_buf(c, shard_of(c, key), key, buf, cap, len, type,
-                                 expire_time);
+    if (!asked && tc__key_plausible(key)) {
+        int hr = tc__hot_get_buf(c, tc__hot_shard_of(c, key), key, buf, cap,
+                                 len, type, expire_time);
         if (hr == 0 /* TC_HOT_HIT */)
             return TC_OK;
         if (hr == 2 /* TC_HOT_TOOSMALL */)
@@ -682,7 +673,7 @@ int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
                            cap);
     }
     CHECK(tc__check_key(key));
-    tc_item it = TC_ITEM_INIT; /* only past the hot tier: hits stay cheap */
+    tc_item it = TC_ITEM_INIT;
     /* A valid key is plausible: the hot tier was already asked. */
     int rc = op_get_missed(c, shard_of(c, key), key, &it, flags);
     if (rc)

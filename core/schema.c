@@ -660,7 +660,7 @@ int tc__schema_open_shard(tc_cache *c, struct tc_shard *s)
     struct tc_settings set;
     rc = tc__settings_load(k, &set);
     if (rc == TC_OK)
-        tc__shard_settings(s, &set);
+        tc__shard_settings(c, s, &set);
     pthread_mutex_lock(&s->lock);
     k->next = s->idle;
     s->idle = k;

@@ -235,7 +235,7 @@ int tc_sem_acquire(tc_cache *c, const tc_data *key, int64_t value,
     double deadline = timeout < 0 ? -1 : tc__mono_now() + timeout;
     double interval = 0.001;
     for (;;) {
-        int64_t free_;
+        int64_t free_ = 0;
         struct holders h = {0};
         rc = permits(fn, c, key, value, &free_);
         if (rc == TC_OK && free_ <= 0)

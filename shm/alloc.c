@@ -166,10 +166,9 @@ static uint32_t hand_step(struct tc_hot *h, uint32_t c, bool evicting,
     uint32_t ci = (uint32_t)(pos % cl->per_page);
     if (pg >= h->npages)
         return UINT32_MAX;
-    uint32_t idx = (pg << 16) | ci;
+    uint32_t idx = hot_chunk_idx(h, pg, ci, cl->chunk_size);
     struct hot_item *it =
-        (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
-                            (uint64_t)ci * cl->chunk_size);
+        (struct hot_item *)(h->pages + (uint64_t)idx * HOT_CHUNK_UNIT);
     uint32_t st = atomic_load_explicit(&it->state, memory_order_acquire);
     if (CS_KIND(st) == CS_FREE) {
         if (atomic_compare_exchange_strong(&it->state, &st, CS_PRIV(h->slot)))
@@ -241,11 +240,13 @@ void hot_each_chunk(struct tc_hot *h,
             uint32_t pg = h->pagelist[(uint64_t)c * h->npages + i];
             if (pg >= h->npages)
                 continue;
-            for (uint32_t j = 0; j < cl->per_page; j++)
-                fn(arg, (pg << 16) | j,
-                   (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
-                                       (uint64_t)j * cl->chunk_size),
+            for (uint32_t j = 0; j < cl->per_page; j++) {
+                uint32_t idx = hot_chunk_idx(h, pg, j, cl->chunk_size);
+                fn(arg, idx,
+                   (struct hot_item *)(h->pages +
+                                       (uint64_t)idx * HOT_CHUNK_UNIT),
                    cl);
+            }
         }
     }
 }

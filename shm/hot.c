@@ -11,29 +11,7 @@
 
 #include "../core/internal.h"
 #include "layout.h"
-
-#define READ_ATTEMPTS 4
-#define READ_SPINS    128
-
-static inline double coarse_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Where a read copies to: a caller buffer, or fresh allocations. */
-struct read_out {
-    int access; /* TC_HOT_ACCESS_* */
-    void *buf;
-    size_t cap;
-    size_t len;
-    int type;
-    double expire;
-    tc_item *item; /* allocating mode when non-NULL */
-};
-
-enum { R_HIT, R_MISS, R_RETRY };
+#include "read.h"
 
 /* LFU level: exact up to 15, then a Morris counter (level c >= 16 moves
  * up with probability 2^-(c-15)), so the item is written at most a
@@ -52,14 +30,11 @@ static uint32_t rng_next(void)
     return x;
 }
 
-/* The reading process's record of an access, written into the item only
- * when it changes: LRU once per second, LFU a logarithmic number of
- * times. Folded into SQLite by the next cull (tc_hot_access_fold). */
-static void record_access(struct hot_item *it, int access, double now)
+void hot_record_access(struct hot_item *it, int access, double now)
 {
     uint8_t a = atomic_load_explicit(&it->acc, memory_order_relaxed);
     if (access == TC_HOT_ACCESS_LRU) {
-        double t = isnan(now) ? coarse_now() : now;
+        double t = isnan(now) ? hot_coarse_now() : now;
         uint32_t s = t <= 0 ? 0 : t >= 4294967295.0 ? UINT32_MAX : (uint32_t)t;
         if (atomic_load_explicit(&it->atime, memory_order_relaxed) != s)
             atomic_store_explicit(&it->atime, s, memory_order_relaxed);
@@ -79,9 +54,7 @@ static void record_access(struct hot_item *it, int access, double now)
                           memory_order_relaxed);
 }
 
-/* Hand a validated copy of @len bytes to @v: numbers go into their own
- * field (the copy is freed), other types keep the NUL-terminated copy. */
-static void give_value(tc_value *v, int type, char *copy, uint32_t len)
+void hot_give_value(tc_value *v, int type, char *copy, uint32_t len)
 {
     v->type = type;
     v->len = len;
@@ -99,146 +72,17 @@ static void give_value(tc_value *v, int type, char *copy, uint32_t len)
     }
 }
 
-/* Search one bucket under its seqlock. */
-static int read_bucket(struct tc_hot *h, struct hot_bucket *b,
-                       const struct hot_key *k, double now, struct read_out *o)
+int tc_hot_get_buf(struct tc_hot *h, const tc_data *key,
+                   const struct tc_hot_read *rd, void *buf, size_t cap,
+                   size_t *len, int *type, double *expire, int *shard)
 {
-    uint64_t w1 = atomic_load_explicit(&b->word, memory_order_acquire);
-    for (int s = 0; BW_LOCKED(w1); s++) {
-        if (s >= READ_SPINS)
-            return R_RETRY;
-        __builtin_ia32_pause();
-        w1 = atomic_load_explicit(&b->word, memory_order_acquire);
-    }
-    for (int i = 0; i < HOT_SLOTS; i++) {
-        uint64_t sw = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
-        if (SW_KIND(sw) != SW_ITEM || SW_TAG(sw) != k->tag)
-            continue;
-        uint32_t csize;
-        struct hot_item *it = hot_chunk(h, SW_CHUNK(sw), &csize);
-        if (!it)
-            continue;
-        struct hot_item hd;
-        memcpy(&hd, it, sizeof hd); /* may be torn: validated below */
-        uint64_t room = csize - HOT_ITEM_HDR;
-        if (hd.key_len != k->len || hd.key_type != k->type ||
-            hd.shard != (unsigned)k->shard ||
-            (uint64_t)hd.key_len + hd.tag_len + hd.val_len > room ||
-            memcmp(it->data, k->p, k->len) != 0)
-            continue;
-        const unsigned char *tag = it->data + hd.key_len;
-        const unsigned char *val = tag + hd.tag_len;
-        bool live = hd.gen == atomic_load_explicit(&h->shards[k->shard].gen,
-                                                   memory_order_relaxed);
-        if (live && hd.expire != INFINITY)
-            live = hd.expire > (isnan(now) ? coarse_now() : now);
-        void *vcopy = NULL, *tcopy = NULL;
-        if (live) {
-            o->len = hd.val_len;
-            o->type = hd.val_type;
-            o->expire = hd.expire;
-            if (!o->item) {
-                if (hd.val_len <= o->cap && hd.val_len)
-                    memcpy(o->buf, val, hd.val_len);
-            } else {
-                vcopy = malloc((size_t)hd.val_len + 1);
-                tcopy = hd.tag_type != TC_NONE ? malloc((size_t)hd.tag_len + 1)
-                                               : NULL;
-                if (!vcopy || (hd.tag_type != TC_NONE && !tcopy)) {
-                    free(vcopy);
-                    free(tcopy);
-                    return R_MISS;
-                }
-                memcpy(vcopy, val, hd.val_len);
-                if (tcopy)
-                    memcpy(tcopy, tag, hd.tag_len);
-            }
-        }
-        atomic_thread_fence(memory_order_acquire);
-        uint64_t w2 = atomic_load_explicit(&b->word, memory_order_relaxed);
-        uint32_t st = atomic_load_explicit(&it->state, memory_order_relaxed);
-        if (w2 != w1 || CS_KIND(hd.state) == CS_FREE) {
-            free(vcopy);
-            free(tcopy);
-            return R_RETRY;
-        }
-        (void)st;
-        if (!live)
-            return R_MISS;
-        /* CLOCK: the only shared write, and only when it changes. */
-        if (!h->readonly &&
-            !atomic_load_explicit(&it->ref, memory_order_relaxed))
-            atomic_store_explicit(&it->ref, 1, memory_order_relaxed);
-        if (o->access && !h->readonly)
-            record_access(it, o->access, now);
-        if (o->item) {
-            tc_item *out = o->item;
-            tc_value_clear(&out->value);
-            tc_value_clear(&out->tag);
-            out->expire_time = hd.expire;
-            give_value(&out->value, hd.val_type, vcopy, hd.val_len);
-            if (tcopy)
-                give_value(&out->tag, hd.tag_type, tcopy, hd.tag_len);
-        }
-        return R_HIT;
-    }
-    return R_MISS;
+    return hot_read_buf(h, key, rd, buf, cap, len, type, expire, shard);
 }
 
-static int read_key(struct tc_hot *h, const struct hot_key *k, double now,
-                    struct read_out *o)
+int tc_hot_get(struct tc_hot *h, const tc_data *key,
+               const struct tc_hot_read *rd, tc_item *out, int *shard)
 {
-    for (int a = 0; a < READ_ATTEMPTS; a++) {
-        int r = read_bucket(h, &h->buckets[k->b1], k, now, o);
-        if (r == R_MISS && k->b2 != k->b1)
-            r = read_bucket(h, &h->buckets[k->b2], k, now, o);
-        if (r != R_RETRY)
-            return r;
-        hot_count(h, C_RETRIES, 1);
-    }
-    return R_MISS;
-}
-
-int tc_hot_get_buf(struct tc_hot *h, int shard, const tc_data *key, double now,
-                   int access, void *buf, size_t cap, size_t *len, int *type,
-                   double *expire)
-{
-    struct hot_key k;
-    if (shard < 0 || (unsigned)shard >= h->nshards ||
-        !hot_key_make(h, shard, key, &k))
-        return TC_HOT_MISS;
-    bool quiet = access & TC_HOT_QUIET;
-    struct read_out o = {access & 0xff, buf, cap, 0, 0, 0, NULL};
-    if (read_key(h, &k, now, &o) != R_HIT) {
-        if (!quiet)
-            hot_tally(h, C_MISSES);
-        return TC_HOT_MISS;
-    }
-    hot_tally(h, C_HITS);
-    *len = o.len;
-    if (type)
-        *type = o.type;
-    if (expire)
-        *expire = o.expire;
-    return o.len > cap ? TC_HOT_TOOSMALL : TC_HOT_HIT;
-}
-
-int tc_hot_get(struct tc_hot *h, int shard, const tc_data *key, double now,
-               int access, tc_item *out)
-{
-    struct hot_key k;
-    if (shard < 0 || (unsigned)shard >= h->nshards ||
-        !hot_key_make(h, shard, key, &k))
-        return TC_HOT_MISS;
-    bool quiet = access & TC_HOT_QUIET;
-    struct read_out o = {access & 0xff, NULL, 0, 0, 0, 0, out};
-    if (read_key(h, &k, now, &o) != R_HIT) {
-        if (!quiet)
-            hot_tally(h, C_MISSES);
-        return TC_HOT_MISS;
-    }
-    hot_tally(h, C_HITS);
-    return TC_HOT_HIT;
+    return hot_read_item(h, key, rd, out, shard);
 }
 
 /* ---- building and installing items ------------------------------------ */

@@ -60,28 +60,45 @@ TC_HIDDEN_SHM int tc_hot_id_alive(struct tc_hot *h, uint32_t slot, uint32_t gen,
 /* ---- reads ------------------------------------------------------------ */
 
 /* What a hit records for the shard's eviction policy (in the item, only
- * when it changes: DESIGN-BRIEF 9.3, 9.4). */
+ * when it changes: DESIGN-BRIEF 9.3, 9.4), or TC_HOT_COLD: the shard's
+ * gets must all reach SQLite (diskcache's statistics count them there). */
 enum { TC_HOT_ACCESS_NONE, TC_HOT_ACCESS_LRU, TC_HOT_ACCESS_LFU };
-/* Or'ed into @access: a probe that counts neither hit nor miss. */
-#define TC_HOT_QUIET 0x100
+#define TC_HOT_COLD (-1)
 
 enum {
     TC_HOT_HIT = 0,
     TC_HOT_MISS = 1,
     TC_HOT_TOOSMALL = 2, /* hit, but the value does not fit @cap */
+    TC_HOT_RETIRED = 3,  /* the segment was replaced: switch, ask again */
 };
 
-/* Look @key up in @shard; @now is the clock for expiry. On a hit the value
- * is copied into @buf (if it fits @cap; *len is always set), its type into
- * *type, its expire time into *expire. No lock, no system call, no shared
- * write except the CLOCK byte. */
-TC_HIDDEN_SHM int tc_hot_get_buf(struct tc_hot *h, int shard,
-                                 const tc_data *key, double now, int access,
-                                 void *buf, size_t cap, size_t *len, int *type,
-                                 double *expire);
+/* What a read asks, and the policy it runs under. */
+struct tc_hot_read {
+    /* The key's shard, or -1 when the key implies it. A FanoutCache
+     * picks the shard of a TEXT or BYTES key from its bytes alone, so
+     * such a read need not hash for the shard first. Numeric keys name
+     * theirs: 1 and 1.0 are one key within a shard (DESIGN-BRIEF 9.2)
+     * but are hashed to different shards. */
+    int shard;
+    double now; /* the clock for expiry; NAN: the coarse system clock */
+    /* Per shard: TC_HOT_ACCESS_* or TC_HOT_COLD (NULL: all NONE). */
+    const _Atomic signed char *modes;
+    bool quiet; /* a probe that counts neither hit nor miss */
+};
+
+/* Look @key up (TC_HOT_RETIRED if @h was replaced). On a hit the value is
+ * copied into @buf (if it fits @cap; *len is always set), its type into *type,
+ * its expire time into *expire, its shard into *shard. No lock, no system call,
+ * no shared write except the CLOCK byte and the item's access record when they
+ * change. */
+TC_HIDDEN_SHM int tc_hot_get_buf(struct tc_hot *h, const tc_data *key,
+                                 const struct tc_hot_read *rd, void *buf,
+                                 size_t cap, size_t *len, int *type,
+                                 double *expire, int *shard);
 /* The same, allocating copies of the value and the tag into @out. */
-TC_HIDDEN_SHM int tc_hot_get(struct tc_hot *h, int shard, const tc_data *key,
-                             double now, int access, tc_item *out);
+TC_HIDDEN_SHM int tc_hot_get(struct tc_hot *h, const tc_data *key,
+                             const struct tc_hot_read *rd, tc_item *out,
+                             int *shard);
 
 /* Hand every item of @shard with unfolded accesses to @fn (last access in
  * Unix seconds, estimated access count) and mark them folded. */

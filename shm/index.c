@@ -13,7 +13,6 @@
 #include <sched.h>
 #include <string.h>
 #include <time.h>
-#include <xxhash.h>
 
 #include "../core/internal.h"
 #include "layout.h"
@@ -25,52 +24,6 @@ static inline void cpu_relax(void)
 #else
     atomic_signal_fence(memory_order_seq_cst);
 #endif
-}
-
-uint64_t hot_hash(const struct tc_hot *h, int shard, int type, const void *p,
-                  uint32_t len)
-{
-    uint64_t seed =
-        h->seed ^ (((uint64_t)(unsigned)shard << 8 | (unsigned)type) *
-                   UINT64_C(0x9E3779B97F4A7C15));
-    return XXH3_64bits_withSeed(p, len, seed);
-}
-
-bool hot_key_make(struct tc_hot *h, int shard, const tc_data *key,
-                  struct hot_key *k)
-{
-    k->shard = shard;
-    k->type = key->type;
-    k->p = key->ptr;
-    if (key->len > UINT32_MAX)
-        return false;
-    k->len = (uint32_t)key->len;
-    if (key->type == TC_INT || key->type == TC_REAL) {
-        if (key->len != 8)
-            return false;
-        /* SQLite treats 1 and 1.0 as one key (DESIGN-BRIEF 9.2). */
-        if (key->type == TC_REAL) {
-            double d;
-            memcpy(&d, key->ptr, 8);
-            if (d == floor(d) && d >= -9223372036854775808.0 &&
-                d < 9223372036854775808.0) {
-                int64_t i = (int64_t)d;
-                memcpy(k->num, &i, 8);
-                k->type = TC_INT;
-                k->p = k->num;
-            }
-        }
-    }
-    hot_key_finish(h, k);
-    return true;
-}
-
-void hot_key_finish(struct tc_hot *h, struct hot_key *k)
-{
-    k->hash = hot_hash(h, k->shard, k->type, k->p, k->len);
-    k->tag = (unsigned)(k->hash >> 48);
-    k->b1 = k->hash & h->mask;
-    k->b2 = (k->b1 ^ (((uint64_t)k->tag | 1) * UINT64_C(0x9E3779B1))) & h->mask;
 }
 
 void hot_key_of_item(struct tc_hot *h, const struct hot_item *it,

@@ -10,25 +10,41 @@
 #ifndef TC_SHM_LAYOUT_H
 #define TC_SHM_LAYOUT_H
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
+#include <xxhash.h>
 
 #include "hot.h"
 
-#define HOT_MAGIC     UINT64_C(0x31474553544f4854) /* "THOTSEG1" */
-#define HOT_FORMAT    1u
-#define HOT_LINE      64
-#define HOT_SLOTS     7    /* slot words per bucket */
-#define HOT_PROCS     1024 /* process slots (liveness byte = slot index) */
-#define HOT_MAX_CLASS 48
-#define HOT_MAX_PAGES 65536
-#define HOT_ITEM_HDR  48
-#define HOT_MIN_CHUNK 64
-#define HOT_ID_LEN    64
-#define HOT_PATH_LEN  1024
-#define HOT_LEASE_MS  50 /* a fill lease older than this counts as absent */
+/* ThreadSanitizer builds: a seqlock reader races with writers by design
+ * (what it read counts only if the bucket word held still), so there the
+ * reads and writes of item bytes are relaxed atomics, byte by byte, for
+ * TSan to see them as intended. */
+#if defined(__SANITIZE_THREAD__)
+#define HOT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HOT_TSAN 1
+#endif
+#endif
+
+#define HOT_MAGIC      UINT64_C(0x31474553544f4854) /* "THOTSEG1" */
+#define HOT_FORMAT     2u /* 2: the shard left out of the hash */
+#define HOT_LINE       64
+#define HOT_SLOTS      7    /* slot words per bucket */
+#define HOT_PROCS      1024 /* process slots (liveness byte = slot index) */
+#define HOT_MAX_CLASS  48
+#define HOT_MAX_PAGES  65536
+#define HOT_ITEM_HDR   48
+#define HOT_MIN_CHUNK  64
+#define HOT_CHUNK_UNIT 16 /* chunk sizes are multiples of it */
+#define HOT_ID_LEN     64
+#define HOT_PATH_LEN   1024
+#define HOT_LEASE_MS   50 /* a fill lease older than this counts as absent */
 
 /* Preamble: its layout never changes (DESIGN-BRIEF 9.8). */
 struct hot_preamble {
@@ -210,9 +226,12 @@ struct tc_hot {
     unsigned char *pages;
     uint64_t mask; /* nbuckets - 1 */
     uint32_t npages, page_size, nclasses, nshards;
+    unsigned page_shift; /* log2(page_size) */
+    uint64_t pages_len;  /* npages * page_size */
     uint64_t seed;
-    int lockfd; /* companion file: liveness bytes */
-    int slot;   /* our process slot, -1 if none (read-only) */
+    int lockfd;            /* companion file: liveness bytes */
+    int slot;              /* our process slot, -1 if none (read-only) */
+    struct hot_proc *mine; /* &procs[slot], or &local without a slot */
     bool readonly;
     char *path, *lockpath, *dir;
     struct hot_proc local; /* counters when we have no slot */
@@ -223,6 +242,12 @@ struct tc_hot {
 TC_HIDDEN_SHM uint64_t hot_now_ms(void);
 
 /* ---- procslot.c ---- */
+/* Take process slot @s (-1: none) as ours: h->slot and h->mine. */
+static inline void hot_set_slot(struct tc_hot *h, int s)
+{
+    h->slot = s;
+    h->mine = s >= 0 ? &h->procs[s] : &h->local;
+}
 TC_HIDDEN_SHM int hot_proc_claim(struct tc_hot *h);
 TC_HIDDEN_SHM void hot_proc_release(struct tc_hot *h);
 /* True if process slot @s (0-based) is held by a live process. */
@@ -236,7 +261,7 @@ TC_HIDDEN_SHM void hot_count(struct tc_hot *h, enum hot_counter c, uint64_t n);
  * few counts (the other counters stay exact). */
 static inline void hot_tally(struct tc_hot *h, enum hot_counter c)
 {
-    struct hot_proc *p = h->slot >= 0 ? &h->procs[h->slot] : &h->local;
+    struct hot_proc *p = h->mine;
     uint64_t v = atomic_load_explicit(&p->ctr[c], memory_order_relaxed);
     atomic_store_explicit(&p->ctr[c], v + 1, memory_order_relaxed);
 }
@@ -245,7 +270,7 @@ TC_HIDDEN_SHM void hot_proc_recover(struct tc_hot *h, unsigned s);
 
 /* ---- index.c ---- */
 struct hot_key {
-    int shard;
+    int shard; /* -1 in a read: implied by the key (hot.h, tc_hot_read) */
     int type;
     const unsigned char *p;
     uint32_t len;
@@ -254,8 +279,6 @@ struct hot_key {
     unsigned tag;
     uint64_t b1, b2; /* bucket indexes, b1 <= b2 after sorting for locks */
 };
-TC_HIDDEN_SHM bool hot_key_make(struct tc_hot *h, int shard, const tc_data *key,
-                                struct hot_key *k);
 /* The slot words a key may occupy: its first bucket's, then its second's
  * unless both are one bucket. @out has room for 2 * HOT_SLOTS; returns the
  * count. */
@@ -271,14 +294,104 @@ static inline int hot_key_slots(struct tc_hot *h, uint64_t b1, uint64_t b2,
     return n;
 }
 
-/* Hash, tag and buckets of k->shard/type/p/len. */
-TC_HIDDEN_SHM void hot_key_finish(struct tc_hot *h, struct hot_key *k);
+static inline uint64_t hot_load64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t hot_load32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Both halves of a 64 x 64 -> 128-bit product, folded. */
+static inline uint64_t hot_fold_mul(uint64_t a, uint64_t b)
+{
+    unsigned __int128 r = (unsigned __int128)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+/* The hash of a key: its type and bytes, seeded per segment. The shard
+ * is not hashed: it follows from the key (or, for a numeric key, is
+ * compared after the hash), so a hit need not compute it first. Keys of
+ * up to 16 bytes, most cache keys, are read as two words that cover
+ * every byte and mixed inline by two folded multiplies, which costs a
+ * hit less than calling XXH3; longer keys use XXH3. */
+static inline uint64_t hot_hash(const struct tc_hot *h, int type, const void *p,
+                                uint32_t len)
+{
+    uint64_t seed =
+        h->seed ^ ((uint64_t)(unsigned)type * UINT64_C(0x9E3779B97F4A7C15));
+    if (len > 16)
+        return XXH3_64bits_withSeed(p, len, seed);
+    const unsigned char *q = p;
+    uint64_t a = 0, b = 0;
+    if (len >= 8) {
+        a = hot_load64(q);
+        b = hot_load64(q + len - 8);
+    } else if (len >= 4) {
+        a = hot_load32(q);
+        b = hot_load32(q + len - 4);
+    } else if (len) {
+        a = (uint64_t)q[0] | (uint64_t)q[len / 2] << 8 |
+            (uint64_t)q[len - 1] << 16;
+    }
+    uint64_t m = hot_fold_mul(a ^ seed ^ UINT64_C(0xA0761D6478BD642F),
+                              b ^ seed ^ UINT64_C(0xE7037ED1A0B428DB));
+    return hot_fold_mul(m ^ len, UINT64_C(0x8EBC6AF09C88C6E3));
+}
+
+/* Hash, tag and buckets of k->type/p/len. */
+static inline __attribute__((always_inline)) void
+hot_key_finish(const struct tc_hot *h, struct hot_key *k)
+{
+    k->hash = hot_hash(h, k->type, k->p, k->len);
+    k->tag = (unsigned)(k->hash >> 48);
+    k->b1 = k->hash & h->mask;
+    k->b2 = (k->b1 ^ (((uint64_t)k->tag | 1) * UINT64_C(0x9E3779B1))) & h->mask;
+}
+
+/* The key of @key in @shard (-1 in a read: implied by the key). False if
+ * it cannot be a key. SQLite treats 1 and 1.0 as one key (DESIGN-BRIEF
+ * 9.2): an integral REAL becomes the INTEGER. */
+static inline __attribute__((always_inline)) bool
+hot_key_make(const struct tc_hot *h, int shard, const tc_data *key,
+             struct hot_key *k)
+{
+    k->shard = shard;
+    k->type = key->type;
+    k->p = key->ptr;
+    if (key->len > UINT32_MAX)
+        return false;
+    k->len = (uint32_t)key->len;
+    if (key->type == TC_INT || key->type == TC_REAL) {
+        if (key->len != 8)
+            return false;
+        if (key->type == TC_REAL) {
+            double d;
+            memcpy(&d, key->ptr, 8);
+            if (d == floor(d) && d >= -9223372036854775808.0 &&
+                d < 9223372036854775808.0) {
+                int64_t i = (int64_t)d;
+                memcpy(k->num, &i, 8);
+                k->type = TC_INT;
+                k->p = k->num;
+            }
+        }
+    }
+    hot_key_finish(h, k);
+    return true;
+}
+
 /* The key of an item read from the segment (the caller has checked its
  * shard and key length against the chunk). */
 TC_HIDDEN_SHM void hot_key_of_item(struct tc_hot *h, const struct hot_item *it,
                                    struct hot_key *k);
-TC_HIDDEN_SHM uint64_t hot_hash(const struct tc_hot *h, int shard, int type,
-                                const void *p, uint32_t len);
+
 /* Lock / unlock the (one or two) buckets of a key, in index order. */
 TC_HIDDEN_SHM void hot_lock2(struct tc_hot *h, uint64_t a, uint64_t b);
 TC_HIDDEN_SHM void hot_unlock2(struct tc_hot *h, uint64_t a, uint64_t b);
@@ -293,12 +406,23 @@ struct hot_wait {
 TC_HIDDEN_SHM bool hot_wait_owner(struct tc_hot *h, struct hot_wait *wt,
                                   unsigned owner);
 TC_HIDDEN_SHM void hot_bucket_unlock(struct hot_bucket *b);
-/* Chunk address from its index, or NULL if the index is out of bounds
- * (inline: every hit decodes one). */
+/* A chunk's index is its offset from the first page in HOT_CHUNK_UNIT
+ * units, so a reader finds the chunk without the page table (read.h). */
+static inline uint32_t hot_chunk_idx(const struct tc_hot *h, uint32_t pg,
+                                     uint32_t ci, uint32_t chunk_size)
+{
+    return (
+        uint32_t)(((uint64_t)pg * h->page_size + (uint64_t)ci * chunk_size) /
+                  HOT_CHUNK_UNIT);
+}
+
+/* Chunk address from its index, or NULL unless the index is the start of
+ * a chunk of an assigned page (the writers' check: it divides). */
 static inline struct hot_item *hot_chunk(const struct tc_hot *h, uint32_t idx,
                                          uint32_t *chunk_size)
 {
-    uint32_t pg = idx >> 16, ci = idx & 0xffffu;
+    uint64_t off = (uint64_t)idx * HOT_CHUNK_UNIT;
+    uint64_t pg = off >> h->page_shift;
     if (pg >= h->npages)
         return NULL;
     uint32_t cls =
@@ -306,11 +430,11 @@ static inline struct hot_item *hot_chunk(const struct tc_hot *h, uint32_t idx,
     if (cls == 0 || cls > h->nclasses)
         return NULL;
     const struct hot_class *c = &h->classes[cls - 1];
-    if (ci >= c->per_page)
+    uint32_t within = (uint32_t)(off & (h->page_size - 1));
+    if (within % c->chunk_size || within / c->chunk_size >= c->per_page)
         return NULL;
     *chunk_size = c->chunk_size;
-    return (struct hot_item *)(h->pages + (uint64_t)pg * h->page_size +
-                               (uint64_t)ci * c->chunk_size);
+    return (struct hot_item *)(h->pages + off);
 }
 /* True if a slot of the buckets of @it's key points at chunk @idx (the
  * caller locks those buckets when it needs a stable answer). */

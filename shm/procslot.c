@@ -76,8 +76,7 @@ int tc_hot_id_alive(struct tc_hot *h, uint32_t slot, uint32_t gen, uint64_t seg)
 
 void hot_count(struct tc_hot *h, enum hot_counter c, uint64_t n)
 {
-    struct hot_proc *p = h->slot >= 0 ? &h->procs[h->slot] : &h->local;
-    atomic_fetch_add_explicit(&p->ctr[c], n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->mine->ctr[c], n, memory_order_relaxed);
 }
 
 int hot_proc_claim(struct tc_hot *h)
@@ -94,7 +93,7 @@ int hot_proc_claim(struct tc_hot *h)
         struct hot_proc *p = &h->procs[s];
         /* We own the slot from here on: locks we take while recovering
          * carry our (live, repairable) owner id. */
-        h->slot = (int)s;
+        hot_set_slot(h, (int)s);
         /* The byte was free: any previous owner is dead. Take back what it
          * held before reusing the slot. */
         if (atomic_load(&p->state) != PROC_FREE) {
@@ -114,7 +113,7 @@ int hot_proc_claim(struct tc_hot *h)
     }
     /* No slot: this process may still read, and its writes invalidate
      * whole shards (no bucket locks without a repairable owner id). */
-    h->slot = -1;
+    hot_set_slot(h, -1);
     return TC_OK;
 }
 
@@ -126,7 +125,7 @@ void hot_proc_release(struct tc_hot *h)
     atomic_store(&h->procs[h->slot].state, PROC_FREE);
     if (h->lockfd >= 0)
         byte_lock(h->lockfd, (unsigned)h->slot, F_UNLCK, F_OFD_SETLK);
-    h->slot = -1;
+    hot_set_slot(h, -1);
 }
 
 /* ---- recovery ----------------------------------------------------------- */

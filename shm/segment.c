@@ -78,7 +78,7 @@ static void fork_child(void)
         if (h->lockfd >= 0)
             close(h->lockfd);
         h->lockfd = -1;
-        h->slot = -1;
+        hot_set_slot(h, -1);
     }
     pthread_mutex_unlock(&attached_lock);
 }
@@ -195,6 +195,8 @@ static void view_init(struct tc_hot *h)
     h->nshards = hd->nshards;
     h->npages = hd->npages;
     h->page_size = hd->page_size;
+    h->page_shift = (unsigned)__builtin_ctz(hd->page_size);
+    h->pages_len = (uint64_t)hd->npages * hd->page_size;
     h->nclasses = hd->nclasses;
     h->seed = hd->seed;
     h->mask = (UINT64_C(1) << hd->nbuckets_log2) - 1;
@@ -214,8 +216,13 @@ static bool header_sane(const struct hot_header *hd, uint64_t size)
     if (hd->nshards < 1 || hd->nshards > 1000 || hd->nclasses < 1 ||
         hd->nclasses > HOT_MAX_CLASS || hd->npages < 1 ||
         hd->npages > HOT_MAX_PAGES || hd->page_size < 4096 ||
-        hd->page_size > (1u << 20) || hd->nbuckets_log2 > 40 ||
+        hd->page_size > (1u << 20) ||
+        (hd->page_size & (hd->page_size - 1)) != 0 || hd->nbuckets_log2 > 40 ||
         hd->nprocs != HOT_PROCS)
+        return false;
+    /* Buckets are read a line at a time with aligned vector loads; chunk
+     * indexes count 16-byte units from the first page. */
+    if (hd->buckets_off % HOT_LINE || hd->pages_off % HOT_LINE)
         return false;
     uint64_t nb = UINT64_C(1) << hd->nbuckets_log2;
     struct {
@@ -238,6 +245,7 @@ static bool header_sane(const struct hot_header *hd, uint64_t size)
     for (uint32_t i = 0; i < hd->nclasses; i++)
         if (cl[i].chunk_size < HOT_MIN_CHUNK ||
             cl[i].chunk_size > hd->page_size ||
+            cl[i].chunk_size % HOT_CHUNK_UNIT ||
             cl[i].per_page != hd->page_size / cl[i].chunk_size)
             return false;
     return true;
@@ -483,7 +491,7 @@ int tc_hot_attach(const struct tc_hot_params *p, struct tc_hot **out)
     if (!h)
         return tc__err(TC_ENOMEM, "out of memory");
     h->lockfd = -1;
-    h->slot = -1;
+    hot_set_slot(h, -1);
     h->readonly = p->readonly;
     int rc = hot_names(p->dir, &h->path, &h->lockpath, &dev, &ino);
     if (rc == TC_OK && !(h->dir = strdup(p->dir)))

@@ -1,0 +1,306 @@
+/*
+ * read.h - the hot tier's hit path, as inline code (docs/ARCHITECTURE.md,
+ * "Read (hit) path"). Private to shm/ and core/hotpath.c, which compiles
+ * it into tc_get_buf and tc_get: a hit is then one function, with no call
+ * but the value copy. At a hit's few dozen nanoseconds, the calls,
+ * argument passing and register saves of a layered path cost as much as
+ * the lookup itself.
+ *
+ * The protocol: a bucket word is a seqlock (shm/index.c); a reader loads
+ * it, finds the key's slot, validates and copies the item, and counts the
+ * result only if the bucket word is unchanged afterwards. Item bytes may
+ * be torn by a writer reusing the chunk: every length is checked against
+ * the chunk before it is used.
+ */
+#ifndef TC_SHM_READ_H
+#define TC_SHM_READ_H
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "layout.h"
+
+#define READ_ATTEMPTS 4
+#define READ_SPINS    128
+
+static inline double hot_coarse_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Where a read copies to: a caller buffer, or fresh allocations. */
+struct hot_read_out {
+    void *buf;
+    size_t cap;
+    size_t len;
+    int type;
+    int shard; /* the shard of the item found */
+    double expire;
+    tc_item *item; /* allocating mode when non-NULL */
+};
+
+enum { HR_HIT, HR_MISS, HR_RETRY, HR_COLD };
+
+/* The reading process's record of an access, written into the item only
+ * when it changes: LRU once per second, LFU a logarithmic number of
+ * times. Folded into SQLite by the next cull (tc_hot_access_fold). */
+TC_HIDDEN_SHM void hot_record_access(struct hot_item *it, int access,
+                                     double now);
+/* Hand a validated copy of @len bytes to @v: numbers go into their own
+ * field (the copy is freed), other types keep the NUL-terminated copy. */
+TC_HIDDEN_SHM void hot_give_value(tc_value *v, int type, char *copy,
+                                  uint32_t len);
+
+/* Key bytes equal (@a in the segment, @b the caller's)? Inline for the
+ * short keys of a hit, where a call to memcmp costs more than the
+ * compare. */
+static inline bool hot_key_eq(const unsigned char *a, const unsigned char *b,
+                              uint32_t n)
+{
+#ifdef HOT_TSAN
+    for (uint32_t i = 0; i < n; i++)
+        if (__atomic_load_n(a + i, __ATOMIC_RELAXED) != b[i])
+            return false;
+    return true;
+#else
+    if (n > 64)
+        return memcmp(a, b, n) == 0;
+    if (n >= 8) {
+        for (uint32_t i = 0; i + 8 < n; i += 8)
+            if (hot_load64(a + i) != hot_load64(b + i))
+                return false;
+        return hot_load64(a + n - 8) == hot_load64(b + n - 8);
+    }
+    if (n >= 4)
+        return hot_load32(a) == hot_load32(b) &&
+               hot_load32(a + n - 4) == hot_load32(b + n - 4);
+    for (uint32_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+#endif
+}
+
+/* Copy @n bytes of an item out of the segment. */
+static inline void hot_copy_out(void *dst, const unsigned char *src, size_t n)
+{
+#ifdef HOT_TSAN
+    unsigned char *d = dst;
+    for (size_t i = 0; i < n; i++)
+        d[i] = __atomic_load_n(src + i, __ATOMIC_RELAXED);
+#else
+    memcpy(dst, src, n);
+#endif
+}
+
+/* Which slots of @b hold an item with @tag: bit 2(i + 1) for slot i. One
+ * pass over the bucket's line without a branch per slot, whose outcome a
+ * CPU could not predict (the slot of a key is random). */
+static inline unsigned hot_slot_matches(const struct hot_bucket *b,
+                                        unsigned tag)
+{
+    uint32_t want = (uint32_t)tag << 16 | SW_ITEM;
+#if defined(__SSE2__) && !defined(HOT_TSAN)
+    /* Four 16-byte loads: the bucket word and the 7 slot words. Each
+     * 8-byte half of an aligned 16-byte load is read whole; a bucket
+     * torn between slots is caught by the bucket word check. */
+    const __m128i *v = (const __m128i *)(const void *)b;
+    const __m128i mask =
+        _mm_set_epi32(0, (int)0xffff0003u, 0, (int)0xffff0003u);
+    const __m128i w = _mm_set_epi32(0, (int)want, 0, (int)want);
+    unsigned m = 0;
+    for (int j = 0; j < 4; j++) {
+        __m128i x = _mm_and_si128(_mm_load_si128(v + j), mask);
+        m |= (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(x, w)))
+             << (4 * j);
+    }
+    return m & 0x5554u; /* low halves of the slot words */
+#else
+    unsigned m = 0;
+    for (int i = 0; i < HOT_SLOTS; i++) {
+        uint64_t sw = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+        m |= (unsigned)(((uint32_t)sw & 0xffff0003u) == want) << (2 * (i + 1));
+    }
+    return m;
+#endif
+}
+
+/* Item header fields as a reader sees them: each loaded once (a writer
+ * may be reusing the chunk), so what was checked is what is used. */
+#define ITEM_LOAD(it, f) __atomic_load_n(&(it)->f, __ATOMIC_RELAXED)
+
+/* Search one bucket under its seqlock. The item's bytes are read as they
+ * are, possibly torn by a writer reusing the chunk: every length is
+ * checked against the chunk before use and nothing counts until the
+ * bucket word is found unchanged afterwards. */
+static inline __attribute__((always_inline)) int
+hot_read_bucket(struct tc_hot *h, struct hot_bucket *b, const struct hot_key *k,
+                const struct tc_hot_read *rd, struct hot_read_out *o)
+{
+    uint64_t w1 = atomic_load_explicit(&b->word, memory_order_acquire);
+    for (int s = 0; BW_LOCKED(w1); s++) {
+        if (s >= READ_SPINS)
+            return HR_RETRY;
+        __builtin_ia32_pause();
+        w1 = atomic_load_explicit(&b->word, memory_order_acquire);
+    }
+    for (unsigned m = hot_slot_matches(b, k->tag); m; m &= m - 1) {
+        int i = (__builtin_ctz(m) >> 1) - 1;
+        uint64_t sw = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
+        /* Bounds only: the bytes to the end of the chunk's page. Whether
+         * the index starts a chunk is the writers' concern; a reader
+         * counts nothing it read unless the bucket word held still. */
+        uint64_t off = (uint64_t)SW_CHUNK(sw) * HOT_CHUNK_UNIT;
+        uint64_t room = h->page_size - (off & (h->page_size - 1));
+        if (off >= h->pages_len || room < HOT_ITEM_HDR)
+            continue;
+        struct hot_item *it = (struct hot_item *)(h->pages + off);
+        room -= HOT_ITEM_HDR;
+        uint32_t klen = ITEM_LOAD(it, key_len);
+        uint32_t tlen = ITEM_LOAD(it, tag_len);
+        uint32_t vlen = ITEM_LOAD(it, val_len);
+        unsigned shard = ITEM_LOAD(it, shard);
+        /* A numeric key names its shard (1 and 1.0 are one key within a
+         * shard, not across); TEXT and BYTES keys imply theirs. */
+        if (klen != k->len || ITEM_LOAD(it, key_type) != k->type ||
+            shard >= h->nshards ||
+            (k->shard >= 0 && shard != (unsigned)k->shard) ||
+            (uint64_t)klen + tlen + vlen > room ||
+            !hot_key_eq(it->data, k->p, klen))
+            continue;
+        int access = rd->modes ? atomic_load_explicit(&rd->modes[shard],
+                                                      memory_order_relaxed)
+                               : TC_HOT_ACCESS_NONE;
+        if (access < 0)
+            return HR_COLD; /* that shard's gets all go to SQLite */
+        uint32_t state = atomic_load_explicit(&it->state, memory_order_relaxed);
+        int vtype = ITEM_LOAD(it, val_type), ttype = ITEM_LOAD(it, tag_type);
+        double expire;
+        __atomic_load(&it->expire, &expire, __ATOMIC_RELAXED);
+        const unsigned char *tag = it->data + klen;
+        const unsigned char *val = tag + tlen;
+        bool live =
+            ITEM_LOAD(it, gen) ==
+            atomic_load_explicit(&h->shards[shard].gen, memory_order_relaxed);
+        if (live && expire != INFINITY)
+            live = expire > (isnan(rd->now) ? hot_coarse_now() : rd->now);
+        void *vcopy = NULL, *tcopy = NULL;
+        if (live) {
+            if (!o->item) {
+                if (vlen <= o->cap && vlen)
+                    hot_copy_out(o->buf, val, vlen);
+            } else {
+                vcopy = malloc((size_t)vlen + 1);
+                tcopy = ttype != TC_NONE ? malloc((size_t)tlen + 1) : NULL;
+                if (!vcopy || (ttype != TC_NONE && !tcopy)) {
+                    free(vcopy);
+                    free(tcopy);
+                    return HR_MISS;
+                }
+                hot_copy_out(vcopy, val, vlen);
+                if (tcopy)
+                    hot_copy_out(tcopy, tag, tlen);
+            }
+        }
+        atomic_thread_fence(memory_order_acquire);
+        uint64_t w2 = atomic_load_explicit(&b->word, memory_order_relaxed);
+        if (w2 != w1 || CS_KIND(state) == CS_FREE) {
+            free(vcopy);
+            free(tcopy);
+            return HR_RETRY;
+        }
+        if (!live)
+            return HR_MISS;
+        o->len = vlen;
+        o->type = vtype;
+        o->expire = expire;
+        o->shard = (int)shard;
+        /* CLOCK: the only shared write, and only when it changes. */
+        if (!h->readonly &&
+            !atomic_load_explicit(&it->ref, memory_order_relaxed))
+            atomic_store_explicit(&it->ref, 1, memory_order_relaxed);
+        if (access && !h->readonly)
+            hot_record_access(it, access, rd->now);
+        if (o->item) {
+            tc_item *out = o->item;
+            tc_value_clear(&out->value);
+            tc_value_clear(&out->tag);
+            out->expire_time = expire;
+            hot_give_value(&out->value, vtype, vcopy, vlen);
+            if (tcopy)
+                hot_give_value(&out->tag, ttype, tcopy, tlen);
+        }
+        return HR_HIT;
+    }
+    return HR_MISS;
+}
+
+/* Inline into each caller, so the buffer and the allocating reads each
+ * compile to one function without the other's branches. */
+static inline __attribute__((always_inline)) int
+hot_read_key(struct tc_hot *h, const tc_data *key, const struct tc_hot_read *rd,
+             struct hot_read_out *o)
+{
+    struct hot_key k;
+    if (rd->shard >= (int)h->nshards || !hot_key_make(h, rd->shard, key, &k))
+        return HR_MISS;
+    for (int a = 0; a < READ_ATTEMPTS; a++) {
+        int r = hot_read_bucket(h, &h->buckets[k.b1], &k, rd, o);
+        if (r == HR_MISS && k.b2 != k.b1)
+            r = hot_read_bucket(h, &h->buckets[k.b2], &k, rd, o);
+        if (r == HR_COLD)
+            return HR_MISS; /* not the hot tier's miss: not counted */
+        if (r != HR_RETRY) {
+            if (!rd->quiet)
+                hot_tally(h, r == HR_HIT ? C_HITS : C_MISSES);
+            return r;
+        }
+        hot_count(h, C_RETRIES, 1);
+    }
+    if (!rd->quiet)
+        hot_tally(h, C_MISSES);
+    return HR_MISS;
+}
+
+static inline __attribute__((always_inline)) int
+hot_read_buf(struct tc_hot *h, const tc_data *key, const struct tc_hot_read *rd,
+             void *buf, size_t cap, size_t *len, int *type, double *expire,
+             int *shard)
+{
+    struct hot_read_out o = {buf, cap, 0, 0, 0, 0, NULL};
+    if (atomic_load_explicit(&h->hdr->pre.retired, memory_order_relaxed))
+        return TC_HOT_RETIRED;
+    if (hot_read_key(h, key, rd, &o) != HR_HIT)
+        return TC_HOT_MISS;
+    *len = o.len;
+    if (type)
+        *type = o.type;
+    if (expire)
+        *expire = o.expire;
+    if (shard)
+        *shard = o.shard;
+    return o.len > cap ? TC_HOT_TOOSMALL : TC_HOT_HIT;
+}
+
+static inline __attribute__((always_inline)) int
+hot_read_item(struct tc_hot *h, const tc_data *key,
+              const struct tc_hot_read *rd, tc_item *out, int *shard)
+{
+    struct hot_read_out o = {NULL, 0, 0, 0, 0, 0, out};
+    if (atomic_load_explicit(&h->hdr->pre.retired, memory_order_relaxed))
+        return TC_HOT_RETIRED;
+    if (hot_read_key(h, key, rd, &o) != HR_HIT)
+        return TC_HOT_MISS;
+    if (shard)
+        *shard = o.shard;
+    return TC_HOT_HIT;
+}
+
+#endif /* TC_SHM_READ_H */
