@@ -270,7 +270,7 @@ TC_HIDDEN_SHM void hot_proc_recover(struct tc_hot *h, unsigned s);
 
 /* ---- index.c ---- */
 struct hot_key {
-    int shard; /* -1 in a read: implied by the key (hot.h, tc_hot_read) */
+    int shard;
     int type;
     const unsigned char *p;
     uint32_t len;
@@ -345,6 +345,13 @@ static inline uint64_t hot_hash(const struct tc_hot *h, int type, const void *p,
     return hot_fold_mul(m ^ len, UINT64_C(0x8EBC6AF09C88C6E3));
 }
 
+/* A key's second bucket, from its first and its tag. */
+static inline uint64_t hot_bucket2(const struct tc_hot *h, uint64_t b1,
+                                   unsigned tag)
+{
+    return (b1 ^ (((uint64_t)tag | 1) * UINT64_C(0x9E3779B1))) & h->mask;
+}
+
 /* Hash, tag and buckets of k->type/p/len. */
 static inline __attribute__((always_inline)) void
 hot_key_finish(const struct tc_hot *h, struct hot_key *k)
@@ -352,12 +359,25 @@ hot_key_finish(const struct tc_hot *h, struct hot_key *k)
     k->hash = hot_hash(h, k->type, k->p, k->len);
     k->tag = (unsigned)(k->hash >> 48);
     k->b1 = k->hash & h->mask;
-    k->b2 = (k->b1 ^ (((uint64_t)k->tag | 1) * UINT64_C(0x9E3779B1))) & h->mask;
+    k->b2 = hot_bucket2(h, k->b1, k->tag);
 }
 
-/* The key of @key in @shard (-1 in a read: implied by the key). False if
- * it cannot be a key. SQLite treats 1 and 1.0 as one key (DESIGN-BRIEF
- * 9.2): an integral REAL becomes the INTEGER. */
+/* SQLite treats 1 and 1.0 as one key (DESIGN-BRIEF 9.2): if the REAL key
+ * at @p is integral, its INTEGER bytes go to @num and the answer is true. */
+static inline bool hot_real_integral(const void *p, unsigned char num[8])
+{
+    double d;
+    memcpy(&d, p, 8);
+    if (!(d == floor(d) && d >= -9223372036854775808.0 &&
+          d < 9223372036854775808.0))
+        return false;
+    int64_t i = (int64_t)d;
+    memcpy(num, &i, 8);
+    return true;
+}
+
+/* The key of @key in @shard. False if it cannot be a key. An integral
+ * REAL becomes the INTEGER. */
 static inline __attribute__((always_inline)) bool
 hot_key_make(const struct tc_hot *h, int shard, const tc_data *key,
              struct hot_key *k)
@@ -371,16 +391,9 @@ hot_key_make(const struct tc_hot *h, int shard, const tc_data *key,
     if (key->type == TC_INT || key->type == TC_REAL) {
         if (key->len != 8)
             return false;
-        if (key->type == TC_REAL) {
-            double d;
-            memcpy(&d, key->ptr, 8);
-            if (d == floor(d) && d >= -9223372036854775808.0 &&
-                d < 9223372036854775808.0) {
-                int64_t i = (int64_t)d;
-                memcpy(k->num, &i, 8);
-                k->type = TC_INT;
-                k->p = k->num;
-            }
+        if (key->type == TC_REAL && hot_real_integral(key->ptr, k->num)) {
+            k->type = TC_INT;
+            k->p = k->num;
         }
     }
     hot_key_finish(h, k);

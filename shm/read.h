@@ -48,6 +48,16 @@ struct hot_read_out {
 
 enum { HR_HIT, HR_MISS, HR_RETRY, HR_COLD };
 
+/* A key as a read looks for it. Unlike struct hot_key it holds no array,
+ * so the compiler keeps it in registers. */
+struct hot_probe {
+    const unsigned char *p;
+    uint32_t len;
+    int type;
+    int shard; /* -1: implied by the key (hot.h, struct tc_hot_read) */
+    unsigned tag;
+};
+
 /* The reading process's record of an access, written into the item only
  * when it changes: LRU once per second, LFU a logarithmic number of
  * times. Folded into SQLite by the next cull (tc_hot_access_fold). */
@@ -141,8 +151,9 @@ static inline unsigned hot_slot_matches(const struct hot_bucket *b,
  * checked against the chunk before use and nothing counts until the
  * bucket word is found unchanged afterwards. */
 static inline __attribute__((always_inline)) int
-hot_read_bucket(struct tc_hot *h, struct hot_bucket *b, const struct hot_key *k,
-                const struct tc_hot_read *rd, struct hot_read_out *o)
+hot_read_bucket(struct tc_hot *h, struct hot_bucket *b,
+                const struct hot_probe *k, const struct tc_hot_read *rd,
+                struct hot_read_out *o)
 {
     uint64_t w1 = atomic_load_explicit(&b->word, memory_order_acquire);
     for (int s = 0; BW_LOCKED(w1); s++) {
@@ -248,13 +259,29 @@ static inline __attribute__((always_inline)) int
 hot_read_key(struct tc_hot *h, const tc_data *key, const struct tc_hot_read *rd,
              struct hot_read_out *o)
 {
-    struct hot_key k;
-    if (rd->shard >= (int)h->nshards || !hot_key_make(h, rd->shard, key, &k))
+    unsigned char num[8];
+    struct hot_probe k = {key->ptr, 0, key->type, rd->shard, 0};
+    if (rd->shard >= (int)h->nshards || key->len > UINT32_MAX)
         return HR_MISS;
+    k.len = (uint32_t)key->len;
+    if (k.type == TC_INT || k.type == TC_REAL) {
+        if (k.len != 8)
+            return HR_MISS;
+        if (k.type == TC_REAL && hot_real_integral(key->ptr, num)) {
+            k.type = TC_INT;
+            k.p = num;
+        }
+    }
+    uint64_t hash = hot_hash(h, k.type, k.p, k.len);
+    k.tag = (unsigned)(hash >> 48);
+    uint64_t b1 = hash & h->mask;
     for (int a = 0; a < READ_ATTEMPTS; a++) {
-        int r = hot_read_bucket(h, &h->buckets[k.b1], &k, rd, o);
-        if (r == HR_MISS && k.b2 != k.b1)
-            r = hot_read_bucket(h, &h->buckets[k.b2], &k, rd, o);
+        int r = hot_read_bucket(h, &h->buckets[b1], &k, rd, o);
+        if (r == HR_MISS) {
+            uint64_t b2 = hot_bucket2(h, b1, k.tag);
+            if (b2 != b1)
+                r = hot_read_bucket(h, &h->buckets[b2], &k, rd, o);
+        }
         if (r == HR_COLD)
             return HR_MISS; /* not the hot tier's miss: not counted */
         if (r != HR_RETRY) {
