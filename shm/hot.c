@@ -106,25 +106,29 @@ static uint32_t item_build(struct tc_hot *h, const struct hot_key *k,
         hot_free(h, idx);
         return UINT32_MAX;
     }
+    /* A reader holding a stale slot may still be reading this chunk's
+     * previous item: its seqlock check will discard what it read, and
+     * these stores are atomic (relaxed: plain moves) so that the race is
+     * a defined one (read.h). */
     atomic_store_explicit(&it->ref, 0, memory_order_relaxed);
-    it->key_type = (uint8_t)k->type;
-    it->val_type = (uint8_t)val->type;
-    it->tag_type = (uint8_t)ttype;
-    it->shard = (uint16_t)k->shard;
-    it->flags = 0;
+    ITEM_STORE(it, key_type, (uint8_t)k->type);
+    ITEM_STORE(it, val_type, (uint8_t)val->type);
+    ITEM_STORE(it, tag_type, (uint8_t)ttype);
+    ITEM_STORE(it, shard, (uint16_t)k->shard);
+    ITEM_STORE(it, flags, 0);
     atomic_store_explicit(&it->acc, 0, memory_order_relaxed);
     atomic_store_explicit(&it->atime, 0, memory_order_relaxed);
-    it->gen = 0;
-    it->key_len = k->len;
-    it->tag_len = (uint32_t)tlen;
-    it->val_len = (uint32_t)val->len;
-    it->ver = ver;
-    it->expire = expire;
-    memcpy(it->data, k->p, k->len);
+    ITEM_STORE(it, gen, 0);
+    ITEM_STORE(it, key_len, k->len);
+    ITEM_STORE(it, tag_len, (uint32_t)tlen);
+    ITEM_STORE(it, val_len, (uint32_t)val->len);
+    ITEM_STORE(it, ver, ver);
+    __atomic_store(&it->expire, &expire, __ATOMIC_RELAXED);
+    hot_copy_in(it->data, k->p, k->len);
     if (tlen)
-        memcpy(it->data + k->len, tag->ptr, tlen);
+        hot_copy_in(it->data + k->len, tag->ptr, tlen);
     if (val->len)
-        memcpy(it->data + k->len + tlen, val->ptr, val->len);
+        hot_copy_in(it->data + k->len + tlen, val->ptr, val->len);
     return idx;
 }
 
@@ -249,7 +253,7 @@ static bool install(struct tc_hot *h, const struct hot_key *k, uint32_t idx,
             else
                 slot = free_slot(h, k, &victim);
             if (slot) {
-                it->gen = atomic_load(&sh->gen);
+                ITEM_STORE(it, gen, atomic_load(&sh->gen));
                 atomic_store_explicit(slot, sw_item(k->tag, idx),
                                       memory_order_release);
                 ok = true;

@@ -238,6 +238,24 @@ struct tc_hot {
     struct tc_hot *next_attached;
 };
 
+/* Item header fields as a reader sees them: each loaded once (a writer
+ * may be reusing the chunk), so what was checked is what is used. Writers
+ * of a chunk store them the same way (relaxed atomics are plain moves). */
+#define ITEM_LOAD(it, f)     __atomic_load_n(&(it)->f, __ATOMIC_RELAXED)
+#define ITEM_STORE(it, f, v) __atomic_store_n(&(it)->f, (v), __ATOMIC_RELAXED)
+
+/* Copy bytes into a chunk that a stale reader may be reading. */
+static inline void hot_copy_in(unsigned char *dst, const void *src, size_t n)
+{
+#ifdef HOT_TSAN
+    const unsigned char *s = src;
+    for (size_t i = 0; i < n; i++)
+        __atomic_store_n(dst + i, s[i], __ATOMIC_RELAXED);
+#else
+    memcpy(dst, src, n);
+#endif
+}
+
 /* ---- segment.c ---- */
 TC_HIDDEN_SHM uint64_t hot_now_ms(void);
 

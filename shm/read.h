@@ -142,9 +142,6 @@ static inline unsigned hot_slot_matches(const struct hot_bucket *b,
 #endif
 }
 
-/* Item header fields as a reader sees them: each loaded once (a writer
- * may be reusing the chunk), so what was checked is what is used. */
-#define ITEM_LOAD(it, f) __atomic_load_n(&(it)->f, __ATOMIC_RELAXED)
 
 /* Search one bucket under its seqlock. The item's bytes are read as they
  * are, possibly torn by a writer reusing the chunk: every length is
@@ -220,8 +217,15 @@ hot_read_bucket(struct tc_hot *h, struct hot_bucket *b,
                     hot_copy_out(tcopy, tag, tlen);
             }
         }
+        /* The item reads above may not move below the second load of the
+         * bucket word. (TSan does not model fences; every access here is
+         * atomic, so an acquire load serves its build.) */
+#ifdef HOT_TSAN
+        uint64_t w2 = atomic_load_explicit(&b->word, memory_order_acquire);
+#else
         atomic_thread_fence(memory_order_acquire);
         uint64_t w2 = atomic_load_explicit(&b->word, memory_order_relaxed);
+#endif
         if (w2 != w1 || CS_KIND(state) == CS_FREE) {
             free(vcopy);
             free(tcopy);

@@ -98,6 +98,25 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
   run_suite "asan+ubsan: unit mp cli worker" meson test -C build-asan --num-processes "$jobs" \
   --suite unit --suite mp --suite cli --suite worker --print-errorlogs
 
+# ThreadSanitizer: threads sharing one handle (one mapping, which TSan
+# needs) run the threaded coherence stress; a reported race fails it.
+# Only the library and that program are built. setarch -R: TSan's memory
+# layout does not fit every kernel's address randomisation.
+step "configure (tsan)" configure build-tsan -Dtests=true -Db_sanitize=thread \
+  -Db_lundef=false
+step "build (tsan)" ninja -C build-tsan tests/tsan/tsan_threads
+tsan_run() {
+  local out
+  out=$(meson test -C build-tsan --no-rebuild --suite tsan \
+    --wrapper "setarch $(uname -m) -R" --print-errorlogs 2>&1)
+  local rc=$?
+  echo "$out"
+  # A build without the thread sanitizer registers no test: not a pass.
+  echo "$out" | grep -qE 'tsan_threads +OK' || return 1
+  return $rc
+}
+run_suite "tsan: threads sharing one mapping" tsan_run
+
 run_suite "valgrind: unit" meson test -C build-test --setup valgrind --suite unit \
   --num-processes "$jobs" --print-errorlogs
 
