@@ -258,14 +258,10 @@ static bool shard_reads_hot(tc_cache *c, int shard)
            reads_hot(c);
 }
 
-static double hot_now(tc_cache *c)
-{
-    return c->clock ? c->clock(c->clock_arg) : NAN; /* NAN: coarse clock */
-}
-
 static struct tc_hot_read read_of(tc_cache *c, int shard, bool quiet)
 {
-    return (struct tc_hot_read){shard, hot_now(c), c->hot_modes, quiet};
+    return (struct tc_hot_read){shard, c->clock, c->clock_arg, c->hot_modes,
+                                quiet};
 }
 
 /* Bounded lag for foreign writers while only hits happen: once per

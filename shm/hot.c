@@ -30,11 +30,12 @@ static uint32_t rng_next(void)
     return x;
 }
 
-void hot_record_access(struct hot_item *it, int access, double now)
+void hot_record_access(struct hot_item *it, int access,
+                       const struct tc_hot_read *rd)
 {
     uint8_t a = atomic_load_explicit(&it->acc, memory_order_relaxed);
     if (access == TC_HOT_ACCESS_LRU) {
-        double t = isnan(now) ? hot_coarse_now() : now;
+        double t = hot_read_now(rd);
         uint32_t s = t <= 0 ? 0 : t >= 4294967295.0 ? UINT32_MAX : (uint32_t)t;
         if (atomic_load_explicit(&it->atime, memory_order_relaxed) != s)
             atomic_store_explicit(&it->atime, s, memory_order_relaxed);
@@ -76,7 +77,7 @@ int tc_hot_get_buf(struct tc_hot *h, const tc_data *key,
                    const struct tc_hot_read *rd, void *buf, size_t cap,
                    size_t *len, int *type, double *expire, int *shard)
 {
-    return hot_read_buf(h, key, rd, buf, cap, len, type, expire, shard);
+    return hot_read_buf_general(h, key, rd, buf, cap, len, type, expire, shard);
 }
 
 int tc_hot_get(struct tc_hot *h, const tc_data *key,

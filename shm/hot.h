@@ -80,8 +80,11 @@ struct tc_hot_read {
      * theirs: 1 and 1.0 are one key within a shard (DESIGN-BRIEF 9.2)
      * but are hashed to different shards. */
     int shard;
-    double now; /* the clock for expiry; NAN: the coarse system clock */
-    /* Per shard: TC_HOT_ACCESS_* or TC_HOT_COLD (NULL: all NONE). */
+    /* The clock for expiry and LRU (Unix seconds), called only when an
+     * item needs it; NULL: the coarse system clock. */
+    tc_clock_fn clock;
+    void *clock_arg;
+    /* Per shard: TC_HOT_ACCESS_* or TC_HOT_COLD (never NULL). */
     const _Atomic signed char *modes;
     bool quiet; /* a probe that counts neither hit nor miss */
 };

@@ -35,6 +35,14 @@ static inline double hot_coarse_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The read's clock, called only when an item needs the time (out of
+ * line: the hit path then has no call to keep registers across). */
+static __attribute__((noinline, unused)) double
+hot_read_now(const struct tc_hot_read *rd)
+{
+    return rd->clock ? rd->clock(rd->clock_arg) : hot_coarse_now();
+}
+
 /* Where a read copies to: a caller buffer, or fresh allocations. */
 struct hot_read_out {
     void *buf;
@@ -62,7 +70,7 @@ struct hot_probe {
  * when it changes: LRU once per second, LFU a logarithmic number of
  * times. Folded into SQLite by the next cull (tc_hot_access_fold). */
 TC_HIDDEN_SHM void hot_record_access(struct hot_item *it, int access,
-                                     double now);
+                                     const struct tc_hot_read *rd);
 /* Hand a validated copy of @len bytes to @v: numbers go into their own
  * field (the copy is freed), other types keep the NUL-terminated copy. */
 TC_HIDDEN_SHM void hot_give_value(tc_value *v, int type, char *copy,
@@ -98,7 +106,8 @@ static inline bool hot_key_eq(const unsigned char *a, const unsigned char *b,
 #endif
 }
 
-/* Copy @n bytes of an item out of the segment. */
+/* Copy @n bytes of an item out of the segment. (An inline 16-byte loop
+ * instead of memcpy measured slower on the hit path.) */
 static inline void hot_copy_out(void *dst, const unsigned char *src, size_t n)
 {
 #ifdef HOT_TSAN
@@ -171,6 +180,10 @@ hot_read_bucket(struct tc_hot *h, struct hot_bucket *b,
             continue;
         struct hot_item *it = (struct hot_item *)(h->pages + off);
         room -= HOT_ITEM_HDR;
+        /* The key and the value follow the header, often in the next
+         * lines: fetch them alongside it, not after its lengths arrive. */
+        __builtin_prefetch((const char *)it + 64);
+        __builtin_prefetch((const char *)it + 128);
         uint32_t klen = ITEM_LOAD(it, key_len);
         uint32_t tlen = ITEM_LOAD(it, tag_len);
         uint32_t vlen = ITEM_LOAD(it, val_len);
@@ -198,7 +211,7 @@ hot_read_bucket(struct tc_hot *h, struct hot_bucket *b,
             ITEM_LOAD(it, gen) ==
             atomic_load_explicit(&h->shards[shard].gen, memory_order_relaxed);
         if (live && expire != INFINITY)
-            live = expire > (isnan(rd->now) ? hot_coarse_now() : rd->now);
+            live = expire > hot_read_now(rd);
         void *vcopy = NULL, *tcopy = NULL;
         if (live) {
             if (!o->item) {
@@ -242,7 +255,7 @@ hot_read_bucket(struct tc_hot *h, struct hot_bucket *b,
             !atomic_load_explicit(&it->ref, memory_order_relaxed))
             atomic_store_explicit(&it->ref, 1, memory_order_relaxed);
         if (access && !h->readonly)
-            hot_record_access(it, access, rd->now);
+            hot_record_access(it, access, rd);
         if (o->item) {
             tc_item *out = o->item;
             tc_value_clear(&out->value);
@@ -300,10 +313,14 @@ hot_read_key(struct tc_hot *h, const tc_data *key, const struct tc_hot_read *rd,
     return HR_MISS;
 }
 
+/* The general read into a buffer: every case (both buckets, retries, tag
+ * collisions, REAL keys, statistics shards). shm/hot.c compiles it into
+ * tc_hot_get_buf, which is also where hot_read_buf's fast path goes for
+ * anything but the plain case. */
 static inline __attribute__((always_inline)) int
-hot_read_buf(struct tc_hot *h, const tc_data *key, const struct tc_hot_read *rd,
-             void *buf, size_t cap, size_t *len, int *type, double *expire,
-             int *shard)
+hot_read_buf_general(struct tc_hot *h, const tc_data *key,
+                     const struct tc_hot_read *rd, void *buf, size_t cap,
+                     size_t *len, int *type, double *expire, int *shard)
 {
     struct hot_read_out o = {buf, cap, 0, 0, 0, 0, NULL};
     if (atomic_load_explicit(&h->hdr->pre.retired, memory_order_relaxed))
@@ -332,6 +349,97 @@ hot_read_item(struct tc_hot *h, const tc_data *key,
     if (shard)
         *shard = o.shard;
     return TC_HOT_HIT;
+}
+
+/*
+ * hot_read_buf - the hit path of tc_get_buf, straight-line: one bucket,
+ * its one matching slot, one pass. Anything else (a locked or changed
+ * bucket, no match in the first bucket, a tag collision, a REAL key, a
+ * shard whose gets go to SQLite, a value that does not fit) is left to
+ * the general read, tc_hot_get_buf, which starts over and counts for
+ * itself. Straight-line code keeps little live across the value copy, so
+ * a hit is short enough for the CPU to overlap the cache misses of one
+ * get with those of the next.
+ */
+static inline __attribute__((always_inline)) int
+hot_read_buf(struct tc_hot *h, const tc_data *key, const struct tc_hot_read *rd,
+             void *buf, size_t cap, size_t *len, int *type, double *expire,
+             int *shard)
+{
+    if (atomic_load_explicit(&h->hdr->pre.retired, memory_order_relaxed))
+        return TC_HOT_RETIRED;
+    int ktype = key->type;
+    if ((ktype != TC_TEXT && ktype != TC_BYTES && ktype != TC_INT) ||
+        key->len > UINT32_MAX || rd->shard >= (int)h->nshards)
+        goto general;
+    {
+        uint32_t klen = (uint32_t)key->len;
+        const unsigned char *kp = key->ptr;
+        uint64_t hash = hot_hash(h, ktype, kp, klen);
+        unsigned tag = (unsigned)(hash >> 48);
+        struct hot_bucket *b = &h->buckets[hash & h->mask];
+        uint64_t w1 = atomic_load_explicit(&b->word, memory_order_acquire);
+        unsigned m = hot_slot_matches(b, tag);
+        if (BW_LOCKED(w1) || !m)
+            goto general;
+        uint64_t sw = atomic_load_explicit(
+            &b->slot[(__builtin_ctz(m) >> 1) - 1], memory_order_relaxed);
+        uint64_t off = (uint64_t)SW_CHUNK(sw) * HOT_CHUNK_UNIT;
+        uint64_t room = h->page_size - (off & (h->page_size - 1));
+        if (off >= h->pages_len || room < HOT_ITEM_HDR)
+            goto general;
+        struct hot_item *it = (struct hot_item *)(h->pages + off);
+        __builtin_prefetch((const char *)it + 64);
+        __builtin_prefetch((const char *)it + 128);
+        uint32_t ilen = ITEM_LOAD(it, key_len);
+        uint32_t tlen = ITEM_LOAD(it, tag_len);
+        uint32_t vlen = ITEM_LOAD(it, val_len);
+        unsigned sh = ITEM_LOAD(it, shard);
+        if (ilen != klen || ITEM_LOAD(it, key_type) != ktype ||
+            sh >= h->nshards || (rd->shard >= 0 && sh != (unsigned)rd->shard) ||
+            (uint64_t)ilen + tlen + vlen > room - HOT_ITEM_HDR || vlen > cap ||
+            !hot_key_eq(it->data, kp, klen))
+            goto general;
+        int access = atomic_load_explicit(&rd->modes[sh], memory_order_relaxed);
+        uint32_t state = atomic_load_explicit(&it->state, memory_order_relaxed);
+        int vtype = ITEM_LOAD(it, val_type);
+        double exp;
+        __atomic_load(&it->expire, &exp, __ATOMIC_RELAXED);
+        if (access < 0 ||
+            ITEM_LOAD(it, gen) !=
+                atomic_load_explicit(&h->shards[sh].gen, memory_order_relaxed))
+            goto general;
+        if (exp != INFINITY && !(exp > hot_read_now(rd)))
+            goto general;
+        if (vlen)
+            hot_copy_out(buf, it->data + ilen + tlen, vlen);
+#ifdef HOT_TSAN
+        uint64_t w2 = atomic_load_explicit(&b->word, memory_order_acquire);
+#else
+        atomic_thread_fence(memory_order_acquire);
+        uint64_t w2 = atomic_load_explicit(&b->word, memory_order_relaxed);
+#endif
+        if (w2 != w1 || CS_KIND(state) == CS_FREE)
+            goto general;
+        if (!h->readonly) {
+            if (!atomic_load_explicit(&it->ref, memory_order_relaxed))
+                atomic_store_explicit(&it->ref, 1, memory_order_relaxed);
+            if (access)
+                hot_record_access(it, access, rd);
+        }
+        if (!rd->quiet)
+            hot_tally(h, C_HITS);
+        *len = vlen;
+        if (type)
+            *type = vtype;
+        if (expire)
+            *expire = exp;
+        if (shard)
+            *shard = (int)sh;
+        return TC_HOT_HIT;
+    }
+general:
+    return tc_hot_get_buf(h, key, rd, buf, cap, len, type, expire, shard);
 }
 
 #endif /* TC_SHM_READ_H */
