@@ -83,7 +83,7 @@ int tc_hot_get_buf(struct tc_hot *h, const tc_data *key,
 int tc_hot_get(struct tc_hot *h, const tc_data *key,
                const struct tc_hot_read *rd, tc_item *out, int *shard)
 {
-    return hot_read_item(h, key, rd, out, shard);
+    return hot_read_item_general(h, key, rd, out, shard);
 }
 
 /* ---- building and installing items ------------------------------------ */

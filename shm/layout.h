@@ -277,7 +277,8 @@ TC_HIDDEN_SHM void hot_count(struct tc_hot *h, enum hot_counter c, uint64_t n);
  * the rest of a hit's shared-memory work. Exact in a single-threaded
  * process; threads of one process racing on the same counter may lose a
  * few counts (the other counters stay exact). */
-static inline void hot_tally(struct tc_hot *h, enum hot_counter c)
+static inline __attribute__((always_inline)) void hot_tally(struct tc_hot *h,
+                                                            enum hot_counter c)
 {
     struct hot_proc *p = h->mine;
     uint64_t v = atomic_load_explicit(&p->ctr[c], memory_order_relaxed);
@@ -312,14 +313,16 @@ static inline int hot_key_slots(struct tc_hot *h, uint64_t b1, uint64_t b2,
     return n;
 }
 
-static inline uint64_t hot_load64(const unsigned char *p)
+static inline __attribute__((always_inline)) uint64_t
+hot_load64(const unsigned char *p)
 {
     uint64_t v;
     memcpy(&v, p, 8);
     return v;
 }
 
-static inline uint32_t hot_load32(const unsigned char *p)
+static inline __attribute__((always_inline)) uint32_t
+hot_load32(const unsigned char *p)
 {
     uint32_t v;
     memcpy(&v, p, 4);
@@ -327,7 +330,8 @@ static inline uint32_t hot_load32(const unsigned char *p)
 }
 
 /* Both halves of a 64 x 64 -> 128-bit product, folded. */
-static inline uint64_t hot_fold_mul(uint64_t a, uint64_t b)
+static inline __attribute__((always_inline)) uint64_t hot_fold_mul(uint64_t a,
+                                                                   uint64_t b)
 {
     unsigned __int128 r = (unsigned __int128)a * b;
     return (uint64_t)r ^ (uint64_t)(r >> 64);
@@ -339,8 +343,8 @@ static inline uint64_t hot_fold_mul(uint64_t a, uint64_t b)
  * up to 16 bytes, most cache keys, are read as two words that cover
  * every byte and mixed inline by two folded multiplies, which costs a
  * hit less than calling XXH3; longer keys use XXH3. */
-static inline uint64_t hot_hash(const struct tc_hot *h, int type, const void *p,
-                                uint32_t len)
+static inline __attribute__((always_inline)) uint64_t
+hot_hash(const struct tc_hot *h, int type, const void *p, uint32_t len)
 {
     uint64_t seed =
         h->seed ^ ((uint64_t)(unsigned)type * UINT64_C(0x9E3779B97F4A7C15));
@@ -364,8 +368,8 @@ static inline uint64_t hot_hash(const struct tc_hot *h, int type, const void *p,
 }
 
 /* A key's second bucket, from its first and its tag. */
-static inline uint64_t hot_bucket2(const struct tc_hot *h, uint64_t b1,
-                                   unsigned tag)
+static inline __attribute__((always_inline)) uint64_t
+hot_bucket2(const struct tc_hot *h, uint64_t b1, unsigned tag)
 {
     return (b1 ^ (((uint64_t)tag | 1) * UINT64_C(0x9E3779B1))) & h->mask;
 }
@@ -382,7 +386,8 @@ hot_key_finish(const struct tc_hot *h, struct hot_key *k)
 
 /* SQLite treats 1 and 1.0 as one key (DESIGN-BRIEF 9.2): if the REAL key
  * at @p is integral, its INTEGER bytes go to @num and the answer is true. */
-static inline bool hot_real_integral(const void *p, unsigned char num[8])
+static inline __attribute__((always_inline)) bool
+hot_real_integral(const void *p, unsigned char num[8])
 {
     double d;
     memcpy(&d, p, 8);

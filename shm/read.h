@@ -79,8 +79,8 @@ TC_HIDDEN_SHM void hot_give_value(tc_value *v, int type, char *copy,
 /* Key bytes equal (@a in the segment, @b the caller's)? Inline for the
  * short keys of a hit, where a call to memcmp costs more than the
  * compare. */
-static inline bool hot_key_eq(const unsigned char *a, const unsigned char *b,
-                              uint32_t n)
+static inline __attribute__((always_inline)) bool
+hot_key_eq(const unsigned char *a, const unsigned char *b, uint32_t n)
 {
 #ifdef HOT_TSAN
     for (uint32_t i = 0; i < n; i++)
@@ -108,7 +108,8 @@ static inline bool hot_key_eq(const unsigned char *a, const unsigned char *b,
 
 /* Copy @n bytes of an item out of the segment. (An inline 16-byte loop
  * instead of memcpy measured slower on the hit path.) */
-static inline void hot_copy_out(void *dst, const unsigned char *src, size_t n)
+static inline __attribute__((always_inline)) void
+hot_copy_out(void *dst, const unsigned char *src, size_t n)
 {
 #ifdef HOT_TSAN
     unsigned char *d = dst;
@@ -122,8 +123,8 @@ static inline void hot_copy_out(void *dst, const unsigned char *src, size_t n)
 /* Which slots of @b hold an item with @tag: bit 2(i + 1) for slot i. One
  * pass over the bucket's line without a branch per slot, whose outcome a
  * CPU could not predict (the slot of a key is random). */
-static inline unsigned hot_slot_matches(const struct hot_bucket *b,
-                                        unsigned tag)
+static inline __attribute__((always_inline)) unsigned
+hot_slot_matches(const struct hot_bucket *b, unsigned tag)
 {
     uint32_t want = (uint32_t)tag << 16 | SW_ITEM;
 #if defined(__SSE2__) && !defined(HOT_TSAN)
@@ -338,8 +339,8 @@ hot_read_buf_general(struct tc_hot *h, const tc_data *key,
 }
 
 static inline __attribute__((always_inline)) int
-hot_read_item(struct tc_hot *h, const tc_data *key,
-              const struct tc_hot_read *rd, tc_item *out, int *shard)
+hot_read_item_general(struct tc_hot *h, const tc_data *key,
+                      const struct tc_hot_read *rd, tc_item *out, int *shard)
 {
     struct hot_read_out o = {NULL, 0, 0, 0, 0, 0, out};
     if (atomic_load_explicit(&h->hdr->pre.retired, memory_order_relaxed))
@@ -352,19 +353,20 @@ hot_read_item(struct tc_hot *h, const tc_data *key,
 }
 
 /*
- * hot_read_buf - the hit path of tc_get_buf, straight-line: one bucket,
+ * hot_read_fast - the hit path of tc_get_buf (@item NULL: the value goes
+ * to @buf) and of tc_get (@item: fresh copies), straight-line: one bucket,
  * its one matching slot, one pass. Anything else (a locked or changed
  * bucket, no match in the first bucket, a tag collision, a REAL key, a
- * shard whose gets go to SQLite, a value that does not fit) is left to
- * the general read, tc_hot_get_buf, which starts over and counts for
- * itself. Straight-line code keeps little live across the value copy, so
- * a hit is short enough for the CPU to overlap the cache misses of one
- * get with those of the next.
+ * shard whose gets go to SQLite, a value that does not fit, a tag to
+ * copy) is left to the general read (tc_hot_get_buf, tc_hot_get), which
+ * starts over and counts for itself. Straight-line code keeps little live
+ * across the value copy, so a hit is short enough for the CPU to overlap the
+ * cache misses of one get with those of the next.
  */
 static inline __attribute__((always_inline)) int
-hot_read_buf(struct tc_hot *h, const tc_data *key, const struct tc_hot_read *rd,
-             void *buf, size_t cap, size_t *len, int *type, double *expire,
-             int *shard)
+hot_read_fast(struct tc_hot *h, const tc_data *key,
+              const struct tc_hot_read *rd, void *buf, size_t cap,
+              tc_item *item, size_t *len, int *type, double *expire, int *shard)
 {
     if (atomic_load_explicit(&h->hdr->pre.retired, memory_order_relaxed))
         return TC_HOT_RETIRED;
@@ -397,7 +399,8 @@ hot_read_buf(struct tc_hot *h, const tc_data *key, const struct tc_hot_read *rd,
         unsigned sh = ITEM_LOAD(it, shard);
         if (ilen != klen || ITEM_LOAD(it, key_type) != ktype ||
             sh >= h->nshards || (rd->shard >= 0 && sh != (unsigned)rd->shard) ||
-            (uint64_t)ilen + tlen + vlen > room - HOT_ITEM_HDR || vlen > cap ||
+            (uint64_t)ilen + tlen + vlen > room - HOT_ITEM_HDR ||
+            (item ? ITEM_LOAD(it, tag_type) != TC_NONE : vlen > cap) ||
             !hot_key_eq(it->data, kp, klen))
             goto general;
         int access = atomic_load_explicit(&rd->modes[sh], memory_order_relaxed);
@@ -411,16 +414,24 @@ hot_read_buf(struct tc_hot *h, const tc_data *key, const struct tc_hot_read *rd,
             goto general;
         if (exp != INFINITY && !(exp > hot_read_now(rd)))
             goto general;
-        if (vlen)
+        char *copy = NULL;
+        if (item) {
+            if (!(copy = malloc((size_t)vlen + 1)))
+                goto general;
+            hot_copy_out(copy, it->data + ilen + tlen, vlen);
+        } else if (vlen) {
             hot_copy_out(buf, it->data + ilen + tlen, vlen);
+        }
 #ifdef HOT_TSAN
         uint64_t w2 = atomic_load_explicit(&b->word, memory_order_acquire);
 #else
         atomic_thread_fence(memory_order_acquire);
         uint64_t w2 = atomic_load_explicit(&b->word, memory_order_relaxed);
 #endif
-        if (w2 != w1 || CS_KIND(state) == CS_FREE)
+        if (w2 != w1 || CS_KIND(state) == CS_FREE) {
+            free(copy);
             goto general;
+        }
         if (!h->readonly) {
             if (!atomic_load_explicit(&it->ref, memory_order_relaxed))
                 atomic_store_explicit(&it->ref, 1, memory_order_relaxed);
@@ -429,17 +440,26 @@ hot_read_buf(struct tc_hot *h, const tc_data *key, const struct tc_hot_read *rd,
         }
         if (!rd->quiet)
             hot_tally(h, C_HITS);
-        *len = vlen;
-        if (type)
-            *type = vtype;
-        if (expire)
-            *expire = exp;
+        if (item) {
+            tc_value_clear(&item->value);
+            tc_value_clear(&item->tag);
+            item->expire_time = exp;
+            hot_give_value(&item->value, vtype, copy, vlen);
+        } else {
+            *len = vlen;
+            if (type)
+                *type = vtype;
+            if (expire)
+                *expire = exp;
+        }
         if (shard)
             *shard = (int)sh;
         return TC_HOT_HIT;
     }
 general:
-    return tc_hot_get_buf(h, key, rd, buf, cap, len, type, expire, shard);
+    return item
+               ? tc_hot_get(h, key, rd, item, shard)
+               : tc_hot_get_buf(h, key, rd, buf, cap, len, type, expire, shard);
 }
 
 #endif /* TC_SHM_READ_H */
