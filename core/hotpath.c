@@ -342,7 +342,7 @@ int tc_get_buf(tc_cache *c, const tc_data *key, void *buf, size_t cap,
     if (len && (buf || !cap) && (h = hit_segment(c, key))) {
         struct tc_hot_read rd = read_of(c, tc__hot_shard_of(c, key), false);
         int shard;
-        int r = hot_read_fast(h, key, &rd, buf, cap, NULL, len, type,
+        int r = hot_read_fast(h, key, rd, buf, cap, NULL, len, type,
                               expire_time, &shard);
         if (r == TC_HOT_HIT || r == TC_HOT_TOOSMALL) {
             if (foreign_due(c, h, shard))
@@ -369,7 +369,7 @@ int tc_get(tc_cache *c, const tc_data *key, tc_item *out, unsigned flags)
         struct tc_hot_read rd = read_of(c, tc__hot_shard_of(c, key), false);
         int shard;
         int r =
-            hot_read_fast(h, key, &rd, NULL, 0, out, NULL, NULL, NULL, &shard);
+            hot_read_fast(h, key, rd, NULL, 0, out, NULL, NULL, NULL, &shard);
         if (r == TC_HOT_HIT && !foreign_due(c, h, shard))
             return TC_OK;
         if (r != TC_HOT_RETIRED)

@@ -202,6 +202,9 @@ static _Atomic uint64_t *free_slot(struct tc_hot *h, const struct hot_key *k,
     }
     if (lease)
         return lease;
+    _Atomic uint64_t *home = &h->buckets[k->b1].slot[hot_home_slot(k->tag)];
+    if (SW_KIND(atomic_load_explicit(home, memory_order_relaxed)) == SW_EMPTY)
+        return home;
     if (empty)
         return empty;
     if (!any)
@@ -306,6 +309,9 @@ bool tc_hot_fill_lease(struct tc_hot *h, int shard, const tc_data *key,
         if (SW_KIND(w) == SW_EMPTY && !empty)
             empty = slot[i];
     }
+    _Atomic uint64_t *home = &h->buckets[k.b1].slot[hot_home_slot(k.tag)];
+    if (SW_KIND(atomic_load_explicit(home, memory_order_relaxed)) == SW_EMPTY)
+        empty = home;
     if (!other && empty)
         atomic_store_explicit(empty, sw_filling(k.tag, (unsigned)h->slot, ms),
                               memory_order_relaxed);

@@ -38,9 +38,14 @@ static inline double hot_coarse_now(void)
 /* The read's clock, called only when an item needs the time (out of
  * line: the hit path then has no call to keep registers across). */
 static __attribute__((noinline, unused)) double
-hot_read_now(const struct tc_hot_read *rd)
+hot_read_now_by(tc_clock_fn clock, void *arg)
 {
-    return rd->clock ? rd->clock(rd->clock_arg) : hot_coarse_now();
+    return clock ? clock(arg) : hot_coarse_now();
+}
+
+static inline double hot_read_now(const struct tc_hot_read *rd)
+{
+    return hot_read_now_by(rd->clock, rd->clock_arg);
 }
 
 /* Where a read copies to: a caller buffer, or fresh allocations. */
@@ -364,15 +369,15 @@ hot_read_item_general(struct tc_hot *h, const tc_data *key,
  * cache misses of one get with those of the next.
  */
 static inline __attribute__((always_inline)) int
-hot_read_fast(struct tc_hot *h, const tc_data *key,
-              const struct tc_hot_read *rd, void *buf, size_t cap,
-              tc_item *item, size_t *len, int *type, double *expire, int *shard)
+hot_read_fast(struct tc_hot *h, const tc_data *key, struct tc_hot_read rd,
+              void *buf, size_t cap, tc_item *item, size_t *len, int *type,
+              double *expire, int *shard)
 {
     if (atomic_load_explicit(&h->hdr->pre.retired, memory_order_relaxed))
         return TC_HOT_RETIRED;
     int ktype = key->type;
     if ((ktype != TC_TEXT && ktype != TC_BYTES && ktype != TC_INT) ||
-        key->len > UINT32_MAX || rd->shard >= (int)h->nshards)
+        key->len > UINT32_MAX || rd.shard >= (int)h->nshards)
         goto general;
     {
         uint32_t klen = (uint32_t)key->len;
@@ -381,11 +386,18 @@ hot_read_fast(struct tc_hot *h, const tc_data *key,
         unsigned tag = (unsigned)(hash >> 48);
         struct hot_bucket *b = &h->buckets[hash & h->mask];
         uint64_t w1 = atomic_load_explicit(&b->word, memory_order_acquire);
-        unsigned m = hot_slot_matches(b, tag);
-        if (BW_LOCKED(w1) || !m)
+        if (BW_LOCKED(w1))
             goto general;
-        uint64_t sw = atomic_load_explicit(
-            &b->slot[(__builtin_ctz(m) >> 1) - 1], memory_order_relaxed);
+        /* The key's home slot first; else the first slot with its tag. */
+        uint64_t sw = atomic_load_explicit(&b->slot[hot_home_slot(tag)],
+                                           memory_order_relaxed);
+        if (((uint32_t)sw & 0xffff0003u) != ((uint32_t)tag << 16 | SW_ITEM)) {
+            unsigned m = hot_slot_matches(b, tag);
+            if (!m)
+                goto general;
+            sw = atomic_load_explicit(&b->slot[(__builtin_ctz(m) >> 1) - 1],
+                                      memory_order_relaxed);
+        }
         uint64_t off = (uint64_t)SW_CHUNK(sw) * HOT_CHUNK_UNIT;
         uint64_t room = h->page_size - (off & (h->page_size - 1));
         if (off >= h->pages_len || room < HOT_ITEM_HDR)
@@ -398,12 +410,13 @@ hot_read_fast(struct tc_hot *h, const tc_data *key,
         uint32_t vlen = ITEM_LOAD(it, val_len);
         unsigned sh = ITEM_LOAD(it, shard);
         if (ilen != klen || ITEM_LOAD(it, key_type) != ktype ||
-            sh >= h->nshards || (rd->shard >= 0 && sh != (unsigned)rd->shard) ||
+            sh >= h->nshards || (rd.shard >= 0 && sh != (unsigned)rd.shard) ||
             (uint64_t)ilen + tlen + vlen > room - HOT_ITEM_HDR ||
             (item ? ITEM_LOAD(it, tag_type) != TC_NONE : vlen > cap) ||
             !hot_key_eq(it->data, kp, klen))
             goto general;
-        int access = atomic_load_explicit(&rd->modes[sh], memory_order_relaxed);
+        const unsigned char *val = it->data + ilen + tlen;
+        int access = atomic_load_explicit(&rd.modes[sh], memory_order_relaxed);
         uint32_t state = atomic_load_explicit(&it->state, memory_order_relaxed);
         int vtype = ITEM_LOAD(it, val_type);
         double exp;
@@ -412,15 +425,15 @@ hot_read_fast(struct tc_hot *h, const tc_data *key,
             ITEM_LOAD(it, gen) !=
                 atomic_load_explicit(&h->shards[sh].gen, memory_order_relaxed))
             goto general;
-        if (exp != INFINITY && !(exp > hot_read_now(rd)))
+        if (exp != INFINITY && !(exp > hot_read_now_by(rd.clock, rd.clock_arg)))
             goto general;
         char *copy = NULL;
         if (item) {
             if (!(copy = malloc((size_t)vlen + 1)))
                 goto general;
-            hot_copy_out(copy, it->data + ilen + tlen, vlen);
+            hot_copy_out(copy, val, vlen);
         } else if (vlen) {
-            hot_copy_out(buf, it->data + ilen + tlen, vlen);
+            hot_copy_out(buf, val, vlen);
         }
 #ifdef HOT_TSAN
         uint64_t w2 = atomic_load_explicit(&b->word, memory_order_acquire);
@@ -435,11 +448,12 @@ hot_read_fast(struct tc_hot *h, const tc_data *key,
         if (!h->readonly) {
             if (!atomic_load_explicit(&it->ref, memory_order_relaxed))
                 atomic_store_explicit(&it->ref, 1, memory_order_relaxed);
-            if (access)
-                hot_record_access(it, access, rd);
+            if (access) {
+                struct tc_hot_read r = rd; /* only here in memory */
+                hot_record_access(it, access, &r);
+            }
         }
-        if (!rd->quiet)
-            hot_tally(h, C_HITS);
+        hot_tally(h, C_HITS); /* no quiet probe comes this way */
         if (item) {
             tc_value_clear(&item->value);
             tc_value_clear(&item->tag);
@@ -456,10 +470,11 @@ hot_read_fast(struct tc_hot *h, const tc_data *key,
             *shard = (int)sh;
         return TC_HOT_HIT;
     }
-general:
+general:;
+    struct tc_hot_read r = rd; /* only here in memory */
     return item
-               ? tc_hot_get(h, key, rd, item, shard)
-               : tc_hot_get_buf(h, key, rd, buf, cap, len, type, expire, shard);
+               ? tc_hot_get(h, key, &r, item, shard)
+               : tc_hot_get_buf(h, key, &r, buf, cap, len, type, expire, shard);
 }
 
 #endif /* TC_SHM_READ_H */
