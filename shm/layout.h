@@ -229,6 +229,7 @@ struct tc_hot {
     unsigned page_shift; /* log2(page_size) */
     uint64_t pages_len;  /* npages * page_size */
     uint64_t seed;
+    uint64_t type_seed[8]; /* hot_hash's seed per key type (& 7) */
     int lockfd;            /* companion file: liveness bytes */
     int slot;              /* our process slot, -1 if none (read-only) */
     struct hot_proc *mine; /* &procs[slot], or &local without a slot */
@@ -346,8 +347,7 @@ static inline __attribute__((always_inline)) uint64_t hot_fold_mul(uint64_t a,
 static inline __attribute__((always_inline)) uint64_t
 hot_hash(const struct tc_hot *h, int type, const void *p, uint32_t len)
 {
-    uint64_t seed =
-        h->seed ^ ((uint64_t)(unsigned)type * UINT64_C(0x9E3779B97F4A7C15));
+    uint64_t seed = h->type_seed[(unsigned)type & 7];
     if (len > 16)
         return XXH3_64bits_withSeed(p, len, seed);
     const unsigned char *q = p;

@@ -398,10 +398,12 @@ hot_read_fast(struct tc_hot *h, const tc_data *key, struct tc_hot_read rd,
             sw = atomic_load_explicit(&b->slot[(__builtin_ctz(m) >> 1) - 1],
                                       memory_order_relaxed);
         }
+        /* Bounds: the item within the pages (any torn bytes it reads
+         * there count for nothing: the bucket word check follows). */
         uint64_t off = (uint64_t)SW_CHUNK(sw) * HOT_CHUNK_UNIT;
-        uint64_t room = h->page_size - (off & (h->page_size - 1));
-        if (off >= h->pages_len || room < HOT_ITEM_HDR)
+        if (off + HOT_ITEM_HDR > h->pages_len)
             goto general;
+        uint64_t room = h->pages_len - off - HOT_ITEM_HDR;
         struct hot_item *it = (struct hot_item *)(h->pages + off);
         __builtin_prefetch((const char *)it + 64);
         __builtin_prefetch((const char *)it + 128);
@@ -411,7 +413,7 @@ hot_read_fast(struct tc_hot *h, const tc_data *key, struct tc_hot_read rd,
         unsigned sh = ITEM_LOAD(it, shard);
         if (ilen != klen || ITEM_LOAD(it, key_type) != ktype ||
             sh >= h->nshards || (rd.shard >= 0 && sh != (unsigned)rd.shard) ||
-            (uint64_t)ilen + tlen + vlen > room - HOT_ITEM_HDR ||
+            (uint64_t)ilen + tlen + vlen > room ||
             (item ? ITEM_LOAD(it, tag_type) != TC_NONE : vlen > cap) ||
             !hot_key_eq(it->data, kp, klen))
             goto general;

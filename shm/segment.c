@@ -199,6 +199,8 @@ static void view_init(struct tc_hot *h)
     h->pages_len = (uint64_t)hd->npages * hd->page_size;
     h->nclasses = hd->nclasses;
     h->seed = hd->seed;
+    for (unsigned t = 0; t < 8; t++)
+        h->type_seed[t] = h->seed ^ (t * UINT64_C(0x9E3779B97F4A7C15));
     h->mask = (UINT64_C(1) << hd->nbuckets_log2) - 1;
     h->shards = (struct hot_shard *)(h->base + hd->shards_off);
     h->procs = (struct hot_proc *)(h->base + hd->procs_off);
