@@ -19,7 +19,7 @@
  * version word and 7 slot words (kind, 16-bit tag, item index), items of a
  * 48-byte header then key then value, in one shared mapping (a memfd).
  * Its bucket count follows the segment's own sizing rule for the same
- * hot_size, and it hashes with XXH3-64 as the segment does, so the two
+ * hot_size, and it hashes keys as the segment does (ft_hash), so the two
  * differ only in what tiercache does beyond the table itself. A lookup is:
  * hash, two-choice bucket, tag match, key compare, value copy, version
  * re-check. Only tiercache.h of the library is used.
@@ -130,6 +130,40 @@ static void ft_destroy(struct ftab *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* The segment's key hash (shm/layout.h, hot_hash): up to 16 bytes read as
+ * two words that cover every byte and mixed by two folded multiplies,
+ * XXH3-64 above. The floor must not pay for a slower hash than the
+ * segment's, or the ratio would flatter the library. */
+static inline uint64_t ft_fold_mul(uint64_t a, uint64_t b)
+{
+    unsigned __int128 r = (unsigned __int128)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static inline uint64_t ft_hash(const char *key, uint32_t len, uint64_t seed)
+{
+    uint64_t a = 0, b = 0;
+    if (len > 16)
+        return XXH3_64bits_withSeed(key, len, seed);
+    if (len >= 8) {
+        memcpy(&a, key, 8);
+        memcpy(&b, key + len - 8, 8);
+    } else if (len >= 4) {
+        uint32_t x, y;
+        memcpy(&x, key, 4);
+        memcpy(&y, key + len - 4, 4);
+        a = x;
+        b = y;
+    } else if (len) {
+        const unsigned char *q = (const unsigned char *)key;
+        a = (uint64_t)q[0] | (uint64_t)q[len / 2] << 8 |
+            (uint64_t)q[len - 1] << 16;
+    }
+    uint64_t m = ft_fold_mul(a ^ seed ^ UINT64_C(0xA0761D6478BD642F),
+                             b ^ seed ^ UINT64_C(0xE7037ED1A0B428DB));
+    return ft_fold_mul(m ^ len, UINT64_C(0x8EBC6AF09C88C6E3));
+}
+
 static inline uint64_t ft_b2(uint64_t b1, unsigned tag, uint64_t mask)
 {
     return (b1 ^ (((uint64_t)tag | 1) * UINT64_C(0x9E3779B1))) & mask;
@@ -142,7 +176,7 @@ static inline uint64_t ft_b2(uint64_t b1, unsigned tag, uint64_t mask)
 static void ft_insert(struct ftab *t, const char *key, uint32_t klen,
                       const char *val, uint32_t vlen)
 {
-    uint64_t h = XXH3_64bits_withSeed(key, klen, t->seed);
+    uint64_t h = ft_hash(key, klen, t->seed);
     unsigned tag = (unsigned)(h >> 48);
     uint64_t bi[2] = {h & t->mask, 0};
     struct ft_item *it;
@@ -222,7 +256,7 @@ static inline int ft_read_bucket(const struct ftab *t, struct ft_bucket *b,
 static inline int ft_get(const struct ftab *t, const char *key, uint32_t klen,
                          void *buf, size_t cap, size_t *len)
 {
-    uint64_t h = XXH3_64bits_withSeed(key, klen, t->seed);
+    uint64_t h = ft_hash(key, klen, t->seed);
     unsigned tag = (unsigned)(h >> 48);
     uint64_t b1 = h & t->mask, b2 = ft_b2(b1, tag, t->mask);
     int a, r;
@@ -993,7 +1027,7 @@ static void print_row(const struct hot_row *r, int runs, bool big)
         return;
     }
     printf("floor = bare seqlock table of the same layout (same bucket "
-           "count, XXH3), in this run;\nratio = median of per-run "
+           "count, same key hash), in this run;\nratio = median of per-run "
            "tiercache/floor; cpu = the same ratio in CPU time\n");
     if (big)
         printf("preload: %.1f s (tc_set_many, batches of %d), fill: %.1f s "
