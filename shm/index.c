@@ -17,14 +17,6 @@
 #include "../core/internal.h"
 #include "layout.h"
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
 
 void hot_key_of_item(struct tc_hot *h, const struct hot_item *it,
                      struct hot_key *k)
@@ -70,7 +62,7 @@ static void sleep_briefly(long ns)
 bool hot_wait_owner(struct tc_hot *h, struct hot_wait *wt, unsigned owner)
 {
     if (wt->spins++ < 256) {
-        cpu_relax();
+        hot_cpu_relax();
         return false;
     }
     if (!wt->started)

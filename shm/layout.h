@@ -257,6 +257,16 @@ static inline void hot_copy_in(unsigned char *dst, const void *src, size_t n)
 #endif
 }
 
+/* A spin-wait hint to the CPU. */
+static inline void hot_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
 /* ---- segment.c ---- */
 TC_HIDDEN_SHM uint64_t hot_now_ms(void);
 
@@ -334,8 +344,18 @@ hot_load32(const unsigned char *p)
 static inline __attribute__((always_inline)) uint64_t hot_fold_mul(uint64_t a,
                                                                    uint64_t b)
 {
+#ifdef __SIZEOF_INT128__
     unsigned __int128 r = (unsigned __int128)a * b;
     return (uint64_t)r ^ (uint64_t)(r >> 64);
+#else
+    /* The same product from 32-bit halves (targets without __int128). */
+    uint64_t al = (uint32_t)a, ah = a >> 32, bl = (uint32_t)b, bh = b >> 32;
+    uint64_t ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
+    uint64_t mid = (ll >> 32) + (uint32_t)lh + (uint32_t)hl;
+    uint64_t lo = (mid << 32) | (uint32_t)ll;
+    uint64_t hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+    return lo ^ hi;
+#endif
 }
 
 /* The hash of a key: its type and bytes, seeded per segment. The shard

@@ -171,7 +171,7 @@ hot_read_bucket(struct tc_hot *h, struct hot_bucket *b,
     for (int s = 0; BW_LOCKED(w1); s++) {
         if (s >= READ_SPINS)
             return HR_RETRY;
-        __builtin_ia32_pause();
+        hot_cpu_relax();
         w1 = atomic_load_explicit(&b->word, memory_order_acquire);
     }
     for (unsigned m = hot_slot_matches(b, k->tag); m; m &= m - 1) {
