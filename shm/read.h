@@ -419,8 +419,6 @@ hot_read_fast(struct tc_hot *h, const tc_data *key, struct tc_hot_read rd,
             goto general;
         const unsigned char *val = it->data + ilen + tlen;
         int access = atomic_load_explicit(&rd.modes[sh], memory_order_relaxed);
-        uint32_t state = atomic_load_explicit(&it->state, memory_order_relaxed);
-        int vtype = ITEM_LOAD(it, val_type);
         double exp;
         __atomic_load(&it->expire, &exp, __ATOMIC_RELAXED);
         if (access < 0 ||
@@ -437,6 +435,12 @@ hot_read_fast(struct tc_hot *h, const tc_data *key, struct tc_hot_read rd,
         } else if (vlen) {
             hot_copy_out(buf, val, vlen);
         }
+        /* Read after the copy (still before the bucket word's second
+         * load), so they are not live across it; the expiry again, for
+         * the same reason (an unchanged bucket word vouches for both). */
+        uint32_t state = atomic_load_explicit(&it->state, memory_order_relaxed);
+        int vtype = ITEM_LOAD(it, val_type);
+        __atomic_load(&it->expire, &exp, __ATOMIC_RELAXED);
 #ifdef HOT_TSAN
         uint64_t w2 = atomic_load_explicit(&b->word, memory_order_acquire);
 #else
