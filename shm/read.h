@@ -158,6 +158,59 @@ hot_slot_matches(const struct hot_bucket *b, unsigned tag)
 }
 
 
+/* The bucket word again, after a read of the bucket's items: those reads
+ * may not move below this load. (TSan does not model fences; every access
+ * of a read is atomic there, so an acquire load serves its build.) */
+static inline __attribute__((always_inline)) uint64_t
+hot_bucket_word_again(struct hot_bucket *b)
+{
+#ifdef HOT_TSAN
+    return atomic_load_explicit(&b->word, memory_order_acquire);
+#else
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&b->word, memory_order_relaxed);
+#endif
+}
+
+/* The item slot word @sw points at, or NULL unless its header lies within
+ * the pages; *room = the bytes after the header up to the pages' end.
+ * Bounds only: whether the index starts a chunk is the writers' concern,
+ * and a reader counts nothing it read unless the bucket word held still.
+ * The key and value follow the header, often in the next lines: they are
+ * fetched alongside it, not after its lengths arrive. */
+static inline __attribute__((always_inline)) struct hot_item *
+hot_item_at(const struct tc_hot *h, uint64_t sw, uint64_t *room)
+{
+    uint64_t off = (uint64_t)SW_CHUNK(sw) * HOT_CHUNK_UNIT;
+    if (off + HOT_ITEM_HDR > h->pages_len)
+        return NULL;
+    *room = h->pages_len - off - HOT_ITEM_HDR;
+    struct hot_item *it = (struct hot_item *)(h->pages + off);
+    __builtin_prefetch((const char *)it + 64);
+    __builtin_prefetch((const char *)it + 128);
+    return it;
+}
+
+/* Whether item @it holds key @k, with its lengths within @room; its key,
+ * tag and value lengths and its shard come back (each loaded once). A
+ * numeric key names its shard (1 and 1.0 are one key within a shard, not
+ * across); TEXT and BYTES keys imply theirs. */
+static inline __attribute__((always_inline)) bool
+hot_item_holds(const struct tc_hot *h, const struct hot_item *it, uint64_t room,
+               const struct hot_probe *k, uint32_t *klen, uint32_t *tlen,
+               uint32_t *vlen, unsigned *shard)
+{
+    *klen = ITEM_LOAD(it, key_len);
+    *tlen = ITEM_LOAD(it, tag_len);
+    *vlen = ITEM_LOAD(it, val_len);
+    *shard = ITEM_LOAD(it, shard);
+    return *klen == k->len && ITEM_LOAD(it, key_type) == k->type &&
+           *shard < h->nshards &&
+           (k->shard < 0 || *shard == (unsigned)k->shard) &&
+           (uint64_t)*klen + *tlen + *vlen <= room &&
+           hot_key_eq(it->data, k->p, *klen);
+}
+
 /* Search one bucket under its seqlock. The item's bytes are read as they
  * are, possibly torn by a writer reusing the chunk: every length is
  * checked against the chunk before use and nothing counts until the
@@ -177,30 +230,11 @@ hot_read_bucket(struct tc_hot *h, struct hot_bucket *b,
     for (unsigned m = hot_slot_matches(b, k->tag); m; m &= m - 1) {
         int i = (__builtin_ctz(m) >> 1) - 1;
         uint64_t sw = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
-        /* Bounds only: the bytes to the end of the chunk's page. Whether
-         * the index starts a chunk is the writers' concern; a reader
-         * counts nothing it read unless the bucket word held still. */
-        uint64_t off = (uint64_t)SW_CHUNK(sw) * HOT_CHUNK_UNIT;
-        uint64_t room = h->page_size - (off & (h->page_size - 1));
-        if (off >= h->pages_len || room < HOT_ITEM_HDR)
-            continue;
-        struct hot_item *it = (struct hot_item *)(h->pages + off);
-        room -= HOT_ITEM_HDR;
-        /* The key and the value follow the header, often in the next
-         * lines: fetch them alongside it, not after its lengths arrive. */
-        __builtin_prefetch((const char *)it + 64);
-        __builtin_prefetch((const char *)it + 128);
-        uint32_t klen = ITEM_LOAD(it, key_len);
-        uint32_t tlen = ITEM_LOAD(it, tag_len);
-        uint32_t vlen = ITEM_LOAD(it, val_len);
-        unsigned shard = ITEM_LOAD(it, shard);
-        /* A numeric key names its shard (1 and 1.0 are one key within a
-         * shard, not across); TEXT and BYTES keys imply theirs. */
-        if (klen != k->len || ITEM_LOAD(it, key_type) != k->type ||
-            shard >= h->nshards ||
-            (k->shard >= 0 && shard != (unsigned)k->shard) ||
-            (uint64_t)klen + tlen + vlen > room ||
-            !hot_key_eq(it->data, k->p, klen))
+        uint64_t room;
+        struct hot_item *it = hot_item_at(h, sw, &room);
+        uint32_t klen, tlen, vlen;
+        unsigned shard;
+        if (!it || !hot_item_holds(h, it, room, k, &klen, &tlen, &vlen, &shard))
             continue;
         int access = rd->modes ? atomic_load_explicit(&rd->modes[shard],
                                                       memory_order_relaxed)
@@ -236,16 +270,7 @@ hot_read_bucket(struct tc_hot *h, struct hot_bucket *b,
                     hot_copy_out(tcopy, tag, tlen);
             }
         }
-        /* The item reads above may not move below the second load of the
-         * bucket word. (TSan does not model fences; every access here is
-         * atomic, so an acquire load serves its build.) */
-#ifdef HOT_TSAN
-        uint64_t w2 = atomic_load_explicit(&b->word, memory_order_acquire);
-#else
-        atomic_thread_fence(memory_order_acquire);
-        uint64_t w2 = atomic_load_explicit(&b->word, memory_order_relaxed);
-#endif
-        if (w2 != w1 || CS_KIND(state) == CS_FREE) {
+        if (hot_bucket_word_again(b) != w1 || CS_KIND(state) == CS_FREE) {
             free(vcopy);
             free(tcopy);
             return HR_RETRY;
@@ -398,24 +423,13 @@ hot_read_fast(struct tc_hot *h, const tc_data *key, struct tc_hot_read rd,
             sw = atomic_load_explicit(&b->slot[(__builtin_ctz(m) >> 1) - 1],
                                       memory_order_relaxed);
         }
-        /* Bounds: the item within the pages (any torn bytes it reads
-         * there count for nothing: the bucket word check follows). */
-        uint64_t off = (uint64_t)SW_CHUNK(sw) * HOT_CHUNK_UNIT;
-        if (off + HOT_ITEM_HDR > h->pages_len)
-            goto general;
-        uint64_t room = h->pages_len - off - HOT_ITEM_HDR;
-        struct hot_item *it = (struct hot_item *)(h->pages + off);
-        __builtin_prefetch((const char *)it + 64);
-        __builtin_prefetch((const char *)it + 128);
-        uint32_t ilen = ITEM_LOAD(it, key_len);
-        uint32_t tlen = ITEM_LOAD(it, tag_len);
-        uint32_t vlen = ITEM_LOAD(it, val_len);
-        unsigned sh = ITEM_LOAD(it, shard);
-        if (ilen != klen || ITEM_LOAD(it, key_type) != ktype ||
-            sh >= h->nshards || (rd.shard >= 0 && sh != (unsigned)rd.shard) ||
-            (uint64_t)ilen + tlen + vlen > room ||
-            (item ? ITEM_LOAD(it, tag_type) != TC_NONE : vlen > cap) ||
-            !hot_key_eq(it->data, kp, klen))
+        struct hot_probe k = {kp, klen, ktype, rd.shard, tag};
+        uint64_t room;
+        struct hot_item *it = hot_item_at(h, sw, &room);
+        uint32_t ilen, tlen, vlen;
+        unsigned sh;
+        if (!it || !hot_item_holds(h, it, room, &k, &ilen, &tlen, &vlen, &sh) ||
+            (item ? ITEM_LOAD(it, tag_type) != TC_NONE : vlen > cap))
             goto general;
         const unsigned char *val = it->data + ilen + tlen;
         int access = atomic_load_explicit(&rd.modes[sh], memory_order_relaxed);
@@ -441,13 +455,7 @@ hot_read_fast(struct tc_hot *h, const tc_data *key, struct tc_hot_read rd,
         uint32_t state = atomic_load_explicit(&it->state, memory_order_relaxed);
         int vtype = ITEM_LOAD(it, val_type);
         __atomic_load(&it->expire, &exp, __ATOMIC_RELAXED);
-#ifdef HOT_TSAN
-        uint64_t w2 = atomic_load_explicit(&b->word, memory_order_acquire);
-#else
-        atomic_thread_fence(memory_order_acquire);
-        uint64_t w2 = atomic_load_explicit(&b->word, memory_order_relaxed);
-#endif
-        if (w2 != w1 || CS_KIND(state) == CS_FREE) {
+        if (hot_bucket_word_again(b) != w1 || CS_KIND(state) == CS_FREE) {
             free(copy);
             goto general;
         }

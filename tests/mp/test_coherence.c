@@ -30,6 +30,7 @@
 #include <signal.h>
 #include <time.h>
 
+#include "keyed_value.h"
 #include "testutil.h"
 
 static void setup(void)
@@ -64,15 +65,6 @@ static uint64_t rnd_next(uint64_t *s)
     return *s = x;
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
 
 static double stress_seconds(void)
 {
@@ -92,7 +84,7 @@ static double stress_seconds(void)
 
 static size_t sval_len(uint64_t id)
 {
-    uint64_t h = mix64(id);
+    uint64_t h = kv_mix64(id);
     if (h % 97 == 0)
         return SVAL_BIG; /* rare: also exercises values the tier skips */
     return SVAL_HDR + (size_t)(h >> 8) % 700;
@@ -100,13 +92,13 @@ static size_t sval_len(uint64_t id)
 
 static uint8_t sval_byte(uint64_t id, size_t i)
 {
-    return (uint8_t)(mix64(id ^ ((uint64_t)i << 20)) >> 11);
+    return (uint8_t)(kv_mix64(id ^ ((uint64_t)i << 20)) >> 11);
 }
 
 static size_t sval_make(uint64_t id, uint8_t *buf)
 {
     size_t n = sval_len(id);
-    uint32_t n32 = (uint32_t)n, chk = (uint32_t)mix64(~id);
+    uint32_t n32 = (uint32_t)n, chk = (uint32_t)kv_mix64(~id);
     memcpy(buf, &id, 8);
     memcpy(buf + 8, &n32, 4);
     memcpy(buf + 12, &chk, 4);
@@ -126,7 +118,7 @@ static int sval_decode(const void *p, size_t n, uint64_t *id)
     memcpy(&v, b, 8);
     memcpy(&n32, b + 8, 4);
     memcpy(&chk, b + 12, 4);
-    if (chk != (uint32_t)mix64(~v) || n32 != n || sval_len(v) != n)
+    if (chk != (uint32_t)kv_mix64(~v) || n32 != n || sval_len(v) != n)
         return -1;
     for (size_t i = SVAL_HDR; i < n; i++)
         if (b[i] != sval_byte(v, i))

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "keyed_value.h"
 #include "testutil.h"
 
 static void setup(void)
@@ -37,15 +38,6 @@ TestSuite(mp_hot_procs, .init = setup, .fini = teardown, .timeout = 300);
 /* ===================================================================== */
 /* Helpers                                                               */
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
 
 static uint64_t rnd_next(uint64_t *s)
 {
@@ -150,8 +142,9 @@ static int seccomp_child(void *argp, int msgfd)
         return 1;
     for (int i = 0; i < SC_KEYS; i++) {
         snprintf(names[i], sizeof names[i], "sc-%04d", i);
-        vlen[i] = (size_t)snprintf(vals[i], sizeof vals[i], "value %d %016llx",
-                                   i, (unsigned long long)mix64((uint64_t)i));
+        vlen[i] =
+            (size_t)snprintf(vals[i], sizeof vals[i], "value %d %016llx", i,
+                             (unsigned long long)kv_mix64((uint64_t)i));
         keys[i] = (tc_data){names[i], strlen(names[i]), TC_TEXT};
         int rc = tc_set(c, &keys[i], TU_TEXTN(vals[i], vlen[i]), TC_NO_EXPIRE,
                         NULL, 0);
@@ -252,7 +245,7 @@ static void run_seccomp(int shards, int fake_clock)
         char k[16], v[64];
         snprintf(k, sizeof k, "sc-%04d", i);
         snprintf(v, sizeof v, "value %d %016llx", i,
-                 (unsigned long long)mix64((uint64_t)i));
+                 (unsigned long long)kv_mix64((uint64_t)i));
         tu_expect_text(fx.c, TU_TEXT(k), v);
     }
     tu_expect_hot_clean(fx.c);
@@ -275,53 +268,6 @@ Test(mp_hot_procs, mp_hot_hits_make_no_syscalls_cache_fake_clock)
 #define TH_THREADS 4
 #define TH_GETS    50000
 #define TH_KEYS    64
-#define TV_HDR     16
-#define TV_MAX     (TV_HDR + 512)
-
-/* A value names its key and the writer's sequence number; its length and
- * body follow from both, so a torn or misplaced copy is caught. */
-static size_t tv_len(int k, uint64_t seq)
-{
-    return TV_HDR + (size_t)(mix64((uint64_t)k << 40 ^ seq) % 500);
-}
-
-static uint8_t tv_byte(int k, uint64_t seq, size_t i)
-{
-    return (uint8_t)(mix64((uint64_t)k << 48 ^ seq << 12 ^ i) >> 7);
-}
-
-static size_t tv_make(int k, uint64_t seq, uint8_t *buf)
-{
-    size_t n = tv_len(k, seq);
-    uint32_t k32 = (uint32_t)k, n32 = (uint32_t)n;
-    memcpy(buf, &k32, 4);
-    memcpy(buf + 4, &n32, 4);
-    memcpy(buf + 8, &seq, 8);
-    for (size_t i = TV_HDR; i < n; i++)
-        buf[i] = tv_byte(k, seq, i);
-    return n;
-}
-
-/* tv_check - 0 and the sequence if @p is a value of key @k. */
-static int tv_check(int k, const void *p, size_t n, uint64_t *seq)
-{
-    const uint8_t *b = p;
-    uint32_t k32, n32;
-    uint64_t s;
-    if (n < TV_HDR)
-        return -1;
-    memcpy(&k32, b, 4);
-    memcpy(&n32, b + 4, 4);
-    memcpy(&s, b + 8, 8);
-    if (k32 != (uint32_t)k || n32 != n || tv_len(k, s) != n)
-        return -1;
-    for (size_t i = TV_HDR; i < n; i++)
-        if (b[i] != tv_byte(k, s, i))
-            return -1;
-    *seq = s;
-    return 0;
-}
-
 static void tv_key(int k, char *out, size_t cap)
 {
     snprintf(out, cap, "th-%02d", k);
@@ -332,7 +278,7 @@ static void tv_key(int k, char *out, size_t cap)
  * Writes one byte to @readyfd after its first write. */
 static int th_writer(int stopfd, int readyfd, int msgfd)
 {
-    static uint8_t buf[TV_MAX];
+    static uint8_t buf[KV_MAX];
     tc_cache *c = child_open(msgfd, TC_SHARDS_AUTO, NULL);
     if (!c || hot_in_use(c, msgfd, "writer"))
         return 1;
@@ -346,7 +292,7 @@ static int th_writer(int stopfd, int readyfd, int msgfd)
             if (rc == TC_NOTFOUND)
                 rc = TC_OK;
         } else {
-            size_t n = tv_make(k, seq, buf);
+            size_t n = kv_make(k, seq, buf);
             rc = tc_set(c, TU_TEXT(kn), TU_BYTES(buf, n), TC_NO_EXPIRE, NULL,
                         TC_RETRY);
         }
@@ -388,7 +334,7 @@ static void th_error(struct th_reader *t, const char *fmt, ...)
 static void *th_reader_main(void *arg)
 {
     struct th_reader *t = arg;
-    uint8_t buf[TV_MAX + 64];
+    uint8_t buf[KV_MAX + 64];
     uint64_t last[TH_KEYS] = {0}; /* newest sequence this thread saw */
     uint64_t rnd = 0x9e3779b97f4a7c15ull * (uint64_t)(t->id + 1);
     for (int i = 0; i < TH_GETS; i++) {
@@ -401,7 +347,7 @@ static void *th_reader_main(void *arg)
             rc = tc_get(fx.c, TU_TEXT(kn), &it, 0);
             if (rc == TC_OK &&
                 (it.value.type != TC_BYTES ||
-                 tv_check(k, it.value.ptr, it.value.len, &seq) != 0))
+                 kv_check(k, it.value.ptr, it.value.len, &seq) != 0))
                 th_error(t, "tc_get %s: a value that is not this key's", kn);
             tc_item_clear(&it);
         } else {
@@ -410,7 +356,7 @@ static void *th_reader_main(void *arg)
             rc = tc_get_buf(fx.c, TU_TEXT(kn), buf, sizeof buf, &n, &type, NULL,
                             0);
             if (rc == TC_OK &&
-                (type != TC_BYTES || tv_check(k, buf, n, &seq) != 0))
+                (type != TC_BYTES || kv_check(k, buf, n, &seq) != 0))
                 th_error(t, "tc_get_buf %s: a value that is not this key's",
                          kn);
         }

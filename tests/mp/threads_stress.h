@@ -30,13 +30,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "keyed_value.h"
 #include "tiercache.h"
 
 #define NWRITERS 2
 #define NREADERS 3
 #define NKEYS    16
-#define VAL_HDR  16
-#define VAL_MAX  1200
 
 struct run {
     tc_cache *c;
@@ -54,61 +53,10 @@ struct thr {
 };
 
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* Sequence s of a key is a delete when s % 5 == 0, else a set. */
 static int is_delete(uint64_t s)
 {
     return s % 5 == 0;
-}
-
-static size_t val_len(int k, uint64_t s)
-{
-    return VAL_HDR +
-           (size_t)(mix64((uint64_t)k << 48 ^ s) % (VAL_MAX - VAL_HDR));
-}
-
-static uint8_t val_byte(int k, uint64_t s, size_t i)
-{
-    return (uint8_t)(mix64((uint64_t)k << 56 ^ s << 12 ^ i) >> 7);
-}
-
-static size_t val_make(int k, uint64_t s, uint8_t *buf)
-{
-    size_t n = val_len(k, s);
-    uint32_t k32 = (uint32_t)k, n32 = (uint32_t)n;
-    memcpy(buf, &s, 8);
-    memcpy(buf + 8, &k32, 4);
-    memcpy(buf + 12, &n32, 4);
-    for (size_t i = VAL_HDR; i < n; i++)
-        buf[i] = val_byte(k, s, i);
-    return n;
-}
-
-/* 0 and the sequence if @p is a value val_make made for key @k. */
-static int val_decode(int k, const void *p, size_t n, uint64_t *s)
-{
-    const uint8_t *b = p;
-    uint32_t k32, n32;
-    if (n < VAL_HDR)
-        return -1;
-    memcpy(s, b, 8);
-    memcpy(&k32, b + 8, 4);
-    memcpy(&n32, b + 12, 4);
-    if (k32 != (uint32_t)k || n32 != n || val_len(k, *s) != n)
-        return -1;
-    for (size_t i = VAL_HDR; i < n; i++)
-        if (b[i] != val_byte(k, *s, i))
-            return -1;
-    return 0;
 }
 
 static void key_name(int k, char *out, size_t cap)
@@ -120,7 +68,7 @@ static void *writer_main(void *arg)
 {
     struct thr *t = arg;
     struct run *r = t->run;
-    static _Thread_local uint8_t buf[VAL_MAX];
+    static _Thread_local uint8_t buf[KV_MAX];
     while (!atomic_load(&r->go))
         ;
     for (uint64_t s = 1; !atomic_load(&r->stop); s++) {
@@ -135,7 +83,7 @@ static void *writer_main(void *arg)
                 if (rc == TC_NOTFOUND)
                     rc = TC_OK;
             } else {
-                size_t n = val_make(k, s, buf);
+                size_t n = kv_make(k, s, buf);
                 /* After a delete the key is absent: add must succeed. */
                 rc = is_delete(s - 1)
                          ? tc_add(r->c, &(tc_data){kn, strlen(kn), TC_TEXT},
@@ -173,12 +121,12 @@ static void *reader_main(void *arg)
 {
     struct thr *t = arg;
     struct run *r = t->run;
-    static _Thread_local uint8_t buf[VAL_MAX];
+    static _Thread_local uint8_t buf[KV_MAX];
     uint64_t rnd = 0x9e3779b97f4a7c15ull * (uint64_t)(t->id + 1);
     while (!atomic_load(&r->go))
         ;
     for (uint64_t i = 0; !atomic_load(&r->stop); i++) {
-        rnd = mix64(rnd + i);
+        rnd = kv_mix64(rnd + i);
         int k = (int)(rnd % NKEYS);
         char kn[16];
         key_name(k, kn, sizeof kn);
@@ -201,7 +149,7 @@ static void *reader_main(void *arg)
         const char *bad = NULL;
         if (rc == TC_OK) {
             t->hits++;
-            if (type != TC_BYTES || val_decode(k, p, len, &s) != 0)
+            if (type != TC_BYTES || kv_check(k, p, len, &s) != 0)
                 bad = "a value never written (torn or misplaced)";
             else if (is_delete(s) || s > hi)
                 bad = "a value not yet written";
