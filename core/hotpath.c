@@ -273,14 +273,18 @@ foreign_due_slow(tc_cache *c, struct tc_hot *h, int shard)
            foreign_check(c, h, shard);
 }
 
-static inline bool foreign_due(tc_cache *c, struct tc_hot *h, int shard)
+/* One hit in 64 of this handle looks at the clock for the foreign-writer
+ * check (a relaxed tick: lost updates between threads only delay one). */
+static inline bool foreign_tick(tc_cache *c)
 {
-    /* Look at the clock only every 64th hit of this handle (a relaxed
-     * tick: lost updates between threads only delay a check). */
     unsigned t = atomic_load_explicit(&c->hit_tick, memory_order_relaxed);
     atomic_store_explicit(&c->hit_tick, t + 1, memory_order_relaxed);
-    return (t & 63) == 0 && c->foreign_check_ms &&
-           foreign_due_slow(c, h, shard);
+    return (t & 63) == 0 && c->foreign_check_ms;
+}
+
+static inline bool foreign_due(tc_cache *c, struct tc_hot *h, int shard)
+{
+    return foreign_tick(c) && foreign_due_slow(c, h, shard);
 }
 
 /* The segment to read: the retired check is the read's own (shm answers
@@ -311,11 +315,16 @@ int tc__hot_get(tc_cache *c, int shard, const tc_data *key, tc_item *out)
         return TC_HOT_MISS;
     struct tc_hot_read rd = read_of(c, shard, false);
     int found, r, n = 0;
-    while ((r = tc_hot_get(h, key, &rd, out, &found)) == TC_HOT_RETIRED)
+    tc_item tmp = TC_ITEM_INIT; /* @out changes only on a hit */
+    while ((r = tc_hot_get(h, key, &rd, &tmp, &found)) == TC_HOT_RETIRED)
         if (++n > RETIRED_SWITCHES || !(h = hot_current(c)))
             return TC_HOT_MISS;
     if (r != TC_HOT_MISS && foreign_due(c, h, found))
-        return TC_HOT_MISS;
+        r = TC_HOT_MISS;
+    if (r == TC_HOT_HIT)
+        tc__item_move(out, &tmp);
+    else
+        tc_item_clear(&tmp);
     return r;
 }
 
@@ -367,11 +376,27 @@ int tc_get(tc_cache *c, const tc_data *key, tc_item *out, unsigned flags)
     struct tc_hot *h;
     if (out && (h = hit_segment(c, key))) {
         struct tc_hot_read rd = read_of(c, tc__hot_shard_of(c, key), false);
-        int shard;
-        int r =
-            hot_read_fast(h, key, rd, NULL, 0, out, NULL, NULL, NULL, &shard);
-        if (r == TC_HOT_HIT && !foreign_due(c, h, shard))
-            return TC_OK;
+        int shard, r;
+        if (foreign_tick(c)) {
+            /* tc_get leaves @out untouched unless it returns TC_OK, and
+             * this hit may yet go to SQLite (a foreign writer's check):
+             * read into a local first, with the general read. */
+            tc_item tmp = TC_ITEM_INIT;
+            r = tc_hot_get(h, key, &rd, &tmp, &shard);
+            if (r == TC_HOT_HIT && !foreign_due_slow(c, h, shard)) {
+                tc__item_move(out, &tmp);
+                return TC_OK;
+            }
+            tc_item_clear(&tmp);
+            if (r == TC_HOT_HIT)
+                r = TC_HOT_MISS;
+        } else {
+            /* @out is written only on a hit. */
+            r = hot_read_fast(h, key, rd, NULL, 0, out, NULL, NULL, NULL,
+                              &shard);
+            if (r == TC_HOT_HIT)
+                return TC_OK;
+        }
         if (r != TC_HOT_RETIRED)
             return tc__get_cold(c, key, out, flags, true);
     }

@@ -156,17 +156,21 @@ static uint32_t hand_step(struct tc_hot *h, uint32_t c, bool evicting,
 {
     struct hot_class *cl = &h->classes[c];
     uint32_t np = atomic_load_explicit(&cl->npages, memory_order_acquire);
-    if (np == 0 || np > h->npages)
+    /* The class is shared memory: each field read once and checked, so
+     * a corrupt table can neither divide by zero nor point outside. */
+    uint32_t per = __atomic_load_n(&cl->per_page, __ATOMIC_RELAXED);
+    uint32_t csz = __atomic_load_n(&cl->chunk_size, __ATOMIC_RELAXED);
+    if (np == 0 || np > h->npages || per == 0 || csz < HOT_MIN_CHUNK ||
+        (uint64_t)per * csz > h->page_size)
         return UINT32_MAX;
     uint64_t pos =
         atomic_fetch_add_explicit(&cl->hand, 1, memory_order_relaxed);
-    uint64_t span = (uint64_t)np * cl->per_page;
-    pos %= span;
-    uint32_t pg = h->pagelist[(uint64_t)c * h->npages + pos / cl->per_page];
-    uint32_t ci = (uint32_t)(pos % cl->per_page);
+    pos %= (uint64_t)np * per;
+    uint32_t pg = h->pagelist[(uint64_t)c * h->npages + pos / per];
+    uint32_t ci = (uint32_t)(pos % per);
     if (pg >= h->npages)
         return UINT32_MAX;
-    uint32_t idx = hot_chunk_idx(h, pg, ci, cl->chunk_size);
+    uint32_t idx = hot_chunk_idx(h, pg, ci, csz);
     struct hot_item *it =
         (struct hot_item *)(h->pages + (uint64_t)idx * HOT_CHUNK_UNIT);
     uint32_t st = atomic_load_explicit(&it->state, memory_order_acquire);
@@ -187,7 +191,7 @@ static uint32_t hand_step(struct tc_hot *h, uint32_t c, bool evicting,
         atomic_store_explicit(&it->ref, 0, memory_order_relaxed);
         return UINT32_MAX;
     }
-    return evict(h, idx, it, cl->chunk_size) ? idx : UINT32_MAX;
+    return evict(h, idx, it, csz) ? idx : UINT32_MAX;
 }
 
 uint32_t hot_alloc(struct tc_hot *h, size_t bytes)
@@ -234,14 +238,18 @@ void hot_each_chunk(struct tc_hot *h,
     for (uint32_t c = 0; c < h->nclasses; c++) {
         const struct hot_class *cl = &h->classes[c];
         uint32_t np = atomic_load(&h->classes[c].npages);
+        uint32_t per = __atomic_load_n(&cl->per_page, __ATOMIC_RELAXED);
+        uint32_t csz = __atomic_load_n(&cl->chunk_size, __ATOMIC_RELAXED);
+        if (csz < HOT_MIN_CHUNK || (uint64_t)per * csz > h->page_size)
+            continue; /* a corrupt class: no chunk of it can be trusted */
         if (np > h->npages)
             np = h->npages;
         for (uint32_t i = 0; i < np; i++) {
             uint32_t pg = h->pagelist[(uint64_t)c * h->npages + i];
             if (pg >= h->npages)
                 continue;
-            for (uint32_t j = 0; j < cl->per_page; j++) {
-                uint32_t idx = hot_chunk_idx(h, pg, j, cl->chunk_size);
+            for (uint32_t j = 0; j < per; j++) {
+                uint32_t idx = hot_chunk_idx(h, pg, j, csz);
                 fn(arg, idx,
                    (struct hot_item *)(h->pages +
                                        (uint64_t)idx * HOT_CHUNK_UNIT),

@@ -110,7 +110,14 @@ static uint32_t item_build(struct tc_hot *h, const struct hot_key *k,
     /* A reader holding a stale slot may still be reading this chunk's
      * previous item: its seqlock check will discard what it read, and
      * these stores are atomic (relaxed: plain moves) so that the race is
-     * a defined one (read.h). */
+     * a defined one (read.h). The fence keeps them behind the bucket
+     * version bump that took the chunk out of the index (on a weakly
+     * ordered CPU a relaxed store may otherwise pass that release store):
+     * a reader that sees any of them then sees the bump, pairing with
+     * its acquire fence before the bucket word's second load. */
+#ifndef HOT_TSAN /* TSan does not model fences; its stores are atomic */
+    atomic_thread_fence(memory_order_release);
+#endif
     atomic_store_explicit(&it->ref, 0, memory_order_relaxed);
     ITEM_STORE(it, key_type, (uint8_t)k->type);
     ITEM_STORE(it, val_type, (uint8_t)val->type);

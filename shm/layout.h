@@ -494,10 +494,13 @@ static inline struct hot_item *hot_chunk(const struct tc_hot *h, uint32_t idx,
     if (cls == 0 || cls > h->nclasses)
         return NULL;
     const struct hot_class *c = &h->classes[cls - 1];
+    /* The class table is shared memory too: read once, never divide by 0. */
+    uint32_t cs = __atomic_load_n(&c->chunk_size, __ATOMIC_RELAXED);
+    uint32_t per = __atomic_load_n(&c->per_page, __ATOMIC_RELAXED);
     uint32_t within = (uint32_t)(off & (h->page_size - 1));
-    if (within % c->chunk_size || within / c->chunk_size >= c->per_page)
+    if (cs < HOT_MIN_CHUNK || within % cs || within / cs >= per)
         return NULL;
-    *chunk_size = c->chunk_size;
+    *chunk_size = cs;
     return (struct hot_item *)(h->pages + off);
 }
 /* True if a slot of the buckets of @it's key points at chunk @idx (the

@@ -172,19 +172,28 @@ hot_bucket_word_again(struct hot_bucket *b)
 #endif
 }
 
-/* The item slot word @sw points at, or NULL unless its header lies within
- * the pages; *room = the bytes after the header up to the pages' end.
- * Bounds only: whether the index starts a chunk is the writers' concern,
- * and a reader counts nothing it read unless the bucket word held still.
- * The key and value follow the header, often in the next lines: they are
- * fetched alongside it, not after its lengths arrive. */
+/* Whether slot word @sw is an ITEM with @tag. */
+static inline __attribute__((always_inline)) bool hot_slot_is(uint64_t sw,
+                                                              unsigned tag)
+{
+    return ((uint32_t)sw & 0xffff0003u) == ((uint32_t)tag << 16 | SW_ITEM);
+}
+
+/* The item ITEM slot word @sw points at, or NULL unless the item's header
+ * lies within one page; *room = the
+ * bytes after the header up to the end of that page (items never cross
+ * pages). Bounds only: whether the index starts a chunk is the writers'
+ * concern, and a reader counts nothing it read unless the bucket word
+ * held still. The key and value follow the header, often in the next
+ * lines: they are fetched alongside it, not after its lengths arrive. */
 static inline __attribute__((always_inline)) struct hot_item *
 hot_item_at(const struct tc_hot *h, uint64_t sw, uint64_t *room)
 {
     uint64_t off = (uint64_t)SW_CHUNK(sw) * HOT_CHUNK_UNIT;
-    if (off + HOT_ITEM_HDR > h->pages_len)
+    uint64_t in_page = off & (h->page_size - 1);
+    if (off >= h->pages_len || in_page + HOT_ITEM_HDR > h->page_size)
         return NULL;
-    *room = h->pages_len - off - HOT_ITEM_HDR;
+    *room = h->page_size - in_page - HOT_ITEM_HDR;
     struct hot_item *it = (struct hot_item *)(h->pages + off);
     __builtin_prefetch((const char *)it + 64);
     __builtin_prefetch((const char *)it + 128);
@@ -231,7 +240,9 @@ hot_read_bucket(struct tc_hot *h, struct hot_bucket *b,
         int i = (__builtin_ctz(m) >> 1) - 1;
         uint64_t sw = atomic_load_explicit(&b->slot[i], memory_order_relaxed);
         uint64_t room;
-        struct hot_item *it = hot_item_at(h, sw, &room);
+        /* Read again after the scan: it may have changed since. */
+        struct hot_item *it =
+            hot_slot_is(sw, k->tag) ? hot_item_at(h, sw, &room) : NULL;
         uint32_t klen, tlen, vlen;
         unsigned shard;
         if (!it || !hot_item_holds(h, it, room, k, &klen, &tlen, &vlen, &shard))
@@ -416,10 +427,12 @@ hot_read_fast(struct tc_hot *h, const tc_data *key, struct tc_hot_read rd,
         /* The key's home slot first; else the first slot with its tag. */
         uint64_t sw = atomic_load_explicit(&b->slot[hot_home_slot(tag)],
                                            memory_order_relaxed);
-        if (((uint32_t)sw & 0xffff0003u) != ((uint32_t)tag << 16 | SW_ITEM)) {
+        if (!hot_slot_is(sw, tag)) {
             unsigned m = hot_slot_matches(b, tag);
             if (!m)
                 goto general;
+            /* Read again: if it changed since the scan, what it points at
+             * is bounded to one page and fails the bucket word check. */
             sw = atomic_load_explicit(&b->slot[(__builtin_ctz(m) >> 1) - 1],
                                       memory_order_relaxed);
         }

@@ -188,10 +188,12 @@ static int geometry_for(uint64_t size, int nshards, struct geometry *g)
 
 /* ---- mapping and validation --------------------------------------------- */
 
-static void view_init(struct tc_hot *h)
+/* The process-local view of a mapped segment, from a header @hd that
+ * header_sane accepted: a copy taken once, so another process changing
+ * the shared header afterwards cannot change the bounds readers use. */
+static void view_init(struct tc_hot *h, const struct hot_header *hd)
 {
-    struct hot_header *hd = (struct hot_header *)h->base;
-    h->hdr = hd;
+    h->hdr = (struct hot_header *)h->base;
     h->nshards = hd->nshards;
     h->npages = hd->npages;
     h->page_size = hd->page_size;
@@ -211,9 +213,11 @@ static void view_init(struct tc_hot *h)
     h->pages = h->base + hd->pages_off;
 }
 
-/* Every offset and count of the header, checked against the size before
- * view_init trusts them. */
-static bool header_sane(const struct hot_header *hd, uint64_t size)
+/* Every offset and count of the header (a private copy), checked against
+ * the size before view_init trusts them; @base is the mapping, for the
+ * class table. */
+static bool header_sane(const struct hot_header *hd, const unsigned char *base,
+                        uint64_t size)
 {
     if (hd->nshards < 1 || hd->nshards > 1000 || hd->nclasses < 1 ||
         hd->nclasses > HOT_MAX_CLASS || hd->npages < 1 ||
@@ -243,7 +247,7 @@ static bool header_sane(const struct hot_header *hd, uint64_t size)
             parts[i].off > size || parts[i].len > size - parts[i].off)
             return false;
     const struct hot_class *cl =
-        (const struct hot_class *)((const unsigned char *)hd + hd->classes_off);
+        (const struct hot_class *)(base + hd->classes_off);
     for (uint32_t i = 0; i < hd->nclasses; i++)
         if (cl[i].chunk_size < HOT_MIN_CHUNK ||
             cl[i].chunk_size > hd->page_size ||
@@ -309,25 +313,27 @@ static enum verdict seg_open(struct tc_hot *h, const struct tc_hot_params *p,
         return SEG_REFUSE;
     }
     huge_pages(m, (size_t)st.st_size);
-    const struct hot_header *hd = m;
+    const struct hot_header *hd = m; /* for the atomic words only */
+    struct hot_header hc;            /* everything else: checked once */
+    memcpy(&hc, m, sizeof hc);
     enum verdict v = SEG_OK;
-    if (hd->pre.magic != HOT_MAGIC || hd->pre.format != HOT_FORMAT ||
-        hd->pre.total_size != (uint64_t)st.st_size ||
-        hd->pre.preamble_size != sizeof(struct hot_preamble))
+    if (hc.pre.magic != HOT_MAGIC || hc.pre.format != HOT_FORMAT ||
+        hc.pre.total_size != (uint64_t)st.st_size ||
+        hc.pre.preamble_size != sizeof(struct hot_preamble))
         v = SEG_REPLACE;
     else if (atomic_load(&hd->pre.retired) || !atomic_load(&hd->ready))
         v = SEG_REPLACE;
     else if ((uint64_t)st.st_size != p->size && p->size != 0)
         v = SEG_REPLACE;
-    else if (hd->nshards != (uint32_t)p->nshards || hd->dir_dev != dev ||
-             hd->dir_ino != ino ||
-             strncmp(hd->cache_id, p->cache_id, HOT_ID_LEN) != 0)
+    else if (hc.nshards != (uint32_t)p->nshards || hc.dir_dev != dev ||
+             hc.dir_ino != ino ||
+             strncmp(hc.cache_id, p->cache_id, HOT_ID_LEN) != 0)
         v = SEG_REPLACE;
-    else if (!header_sane(hd, (uint64_t)st.st_size))
+    else if (!header_sane(&hc, m, (uint64_t)st.st_size))
         v = SEG_REPLACE;
     /* A segment that may hold unflushed write-back data is never replaced
      * by a process that does not speak its format (write-back notes 2). */
-    if (v == SEG_REPLACE && hd->pre.magic == HOT_MAGIC &&
+    if (v == SEG_REPLACE && hc.pre.magic == HOT_MAGIC &&
         atomic_load(&hd->pre.wb_active)) {
         munmap(m, (size_t)st.st_size);
         tc__err(TC_EUNSUPPORTED,
@@ -342,7 +348,7 @@ static enum verdict seg_open(struct tc_hot *h, const struct tc_hot_params *p,
     }
     h->base = m;
     h->size = (uint64_t)st.st_size;
-    view_init(h);
+    view_init(h, &hc);
     return SEG_OK;
 }
 
@@ -445,7 +451,7 @@ static int seg_create(struct tc_hot *h, const struct tc_hot_params *p,
     atomic_store_explicit(&hd->ready, 1, memory_order_release);
     h->base = m;
     h->size = p->size;
-    view_init(h);
+    view_init(h, (const struct hot_header *)m); /* ours, just written */
     return TC_OK;
 }
 

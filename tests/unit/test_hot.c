@@ -2125,3 +2125,41 @@ Test(hotseg, symlink_at_segment_name_is_never_followed)
     free(t);
     tu_expect_hot_clean(fx.c);
 }
+
+/* A hit that the foreign-writer check turns into a SQLite read: when that
+ * read finds the key gone (python-diskcache deleted it), tc_get returns
+ * TC_NOTFOUND and leaves @out as it was, as tiercache.h promises; the
+ * next gets stay misses. */
+Test(hot, get_leaves_out_untouched_when_a_foreign_delete_is_found)
+{
+    setenv("TIERCACHE_FOREIGN_CHECK_MS", "1", 1);
+    fx.c = open_hot(fx.dir, TC_SHARDS_PLAIN, HOT);
+    unsetenv("TIERCACHE_FOREIGN_CHECK_MS");
+    tu_set(fx.c, KEY("k"), TU_TEXT("value"));
+    expect_hit(fx.c, KEY("k"), TU_TEXT("value"), NULL, TC_NO_EXPIRE);
+    sqlite3 *db = tu_db_open(fx.dir);
+    tu_db_exec(db, "DELETE FROM Cache WHERE key = 'k'");
+    sqlite3_close(db);
+    int rc = TC_OK;
+    for (int i = 0; i < 100000 && rc == TC_OK; i++) {
+        tc_item out = TC_ITEM_INIT;
+        out.value.type = TC_INT; /* a sentinel the get must not touch */
+        out.value.i = 4242;
+        out.value.ptr = &out.value.i;
+        out.value.len = 8;
+        rc = tc_get(fx.c, KEY("k"), &out, 0);
+        if (rc == TC_NOTFOUND)
+            cr_assert(out.value.type == TC_INT && out.value.i == 4242 &&
+                          out.value.ptr == &out.value.i,
+                      "a get that returned NOTFOUND changed @out");
+        else
+            cr_assert_eq(rc, TC_OK, "get: %s", tc_errname(rc));
+        tc_item_clear(&out);
+        if (rc == TC_OK) {
+            struct timespec ts = {0, 20000}; /* let the 1 ms interval pass */
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_assert_eq(rc, TC_NOTFOUND, "the foreign delete was never noticed");
+    expect_absent(fx.c, KEY("k"));
+}
