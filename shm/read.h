@@ -179,21 +179,28 @@ static inline __attribute__((always_inline)) bool hot_slot_is(uint64_t sw,
     return ((uint32_t)sw & 0xffff0003u) == ((uint32_t)tag << 16 | SW_ITEM);
 }
 
-/* The item ITEM slot word @sw points at, or NULL unless the item's header
- * lies within one page; *room = the
- * bytes after the header up to the end of that page (items never cross
- * pages). Bounds only: whether the index starts a chunk is the writers'
- * concern, and a reader counts nothing it read unless the bucket word
- * held still. The key and value follow the header, often in the next
- * lines: they are fetched alongside it, not after its lengths arrive. */
+/* The item ITEM slot word @sw points at, or NULL unless its header lies
+ * within the pages. *room = the bytes after the header up to the end of
+ * the pages, or with @in_page up to the end of its page (items never
+ * cross pages): the bound for a read that allocates by a length it read.
+ * Bounds only: whether the index starts a chunk is the writers' concern,
+ * and a reader counts nothing it read unless the bucket word held still.
+ * The key and value follow the header, often in the next lines: they are
+ * fetched alongside it, not after its lengths arrive. */
 static inline __attribute__((always_inline)) struct hot_item *
-hot_item_at(const struct tc_hot *h, uint64_t sw, uint64_t *room)
+hot_item_at(const struct tc_hot *h, uint64_t sw, bool in_page, uint64_t *room)
 {
     uint64_t off = (uint64_t)SW_CHUNK(sw) * HOT_CHUNK_UNIT;
-    uint64_t in_page = off & (h->page_size - 1);
-    if (off >= h->pages_len || in_page + HOT_ITEM_HDR > h->page_size)
+    if (off + HOT_ITEM_HDR > h->pages_len)
         return NULL;
-    *room = h->page_size - in_page - HOT_ITEM_HDR;
+    if (in_page) {
+        uint64_t at = off & (h->page_size - 1);
+        if (at + HOT_ITEM_HDR > h->page_size)
+            return NULL;
+        *room = h->page_size - at - HOT_ITEM_HDR;
+    } else {
+        *room = h->pages_len - off - HOT_ITEM_HDR;
+    }
     struct hot_item *it = (struct hot_item *)(h->pages + off);
     __builtin_prefetch((const char *)it + 64);
     __builtin_prefetch((const char *)it + 128);
@@ -242,7 +249,7 @@ hot_read_bucket(struct tc_hot *h, struct hot_bucket *b,
         uint64_t room;
         /* Read again after the scan: it may have changed since. */
         struct hot_item *it =
-            hot_slot_is(sw, k->tag) ? hot_item_at(h, sw, &room) : NULL;
+            hot_slot_is(sw, k->tag) ? hot_item_at(h, sw, true, &room) : NULL;
         uint32_t klen, tlen, vlen;
         unsigned shard;
         if (!it || !hot_item_holds(h, it, room, k, &klen, &tlen, &vlen, &shard))
@@ -438,7 +445,9 @@ hot_read_fast(struct tc_hot *h, const tc_data *key, struct tc_hot_read rd,
         }
         struct hot_probe k = {kp, klen, ktype, rd.shard, tag};
         uint64_t room;
-        struct hot_item *it = hot_item_at(h, sw, &room);
+        /* Into a buffer, @cap bounds the copy; a copy to allocate is
+         * bounded by the item's page. */
+        struct hot_item *it = hot_item_at(h, sw, item != NULL, &room);
         uint32_t ilen, tlen, vlen;
         unsigned sh;
         if (!it || !hot_item_holds(h, it, room, &k, &ilen, &tlen, &vlen, &sh) ||
