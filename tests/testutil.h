@@ -653,6 +653,23 @@ static inline int tu_child_msg(int fd, const char *fmt, ...)
 
 /* tu_read_full / tu_write_full - move exactly @n bytes through a pipe or
  * file (retrying short transfers and EINTR); 0 on success, -1 otherwise. */
+/* tu_read_msgs - everything written to @fd until EOF (at most @cap - 1
+ * bytes), NUL-terminated; closes @fd. The children's failure messages. */
+static inline void tu_read_msgs(int fd, char *msg, size_t cap)
+{
+    size_t used = 0;
+    ssize_t r;
+    while (used + 1 < cap && (r = read(fd, msg + used, cap - 1 - used)) != 0) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        used += (size_t)r;
+    }
+    msg[used] = 0;
+    close(fd);
+}
+
 static inline int tu_read_full(int fd, void *p, size_t n)
 {
     char *b = p;
@@ -780,13 +797,7 @@ static inline void tu_run_marked(int n, int (*fn)(void *, int), const char *dir,
     for (int i = 0; i < n; i++)
         bad |= tu_wait_exit(pids[i]);
     char text[2048];
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < sizeof text &&
-           (got = read(msg[0], text + used, sizeof text - 1 - used)) > 0)
-        used += (size_t)got;
-    text[used] = 0;
-    close(msg[0]);
+    tu_read_msgs(msg[0], text, sizeof text);
     int finished = 0;
     for (const char *p = text; (p = strstr(p, "<done>")); p++)
         finished++;

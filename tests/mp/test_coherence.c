@@ -1017,18 +1017,7 @@ static void run_stress(int shards, int nwriters, int nreaders, int nkeys,
     close(s.stop[1]); /* readers finish */
     tc_close(cold);
     char msg[4096] = "";
-    size_t used = 0;
-    ssize_t r;
-    while (used + 1 < sizeof msg &&
-           (r = read(msgs[0], msg + used, sizeof msg - 1 - used)) != 0) {
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            break;
-        used += (size_t)r;
-    }
-    msg[used] = 0;
-    close(msgs[0]);
+    tu_read_msgs(msgs[0], msg, sizeof msg);
     int failed = 0;
     for (int p = 0; p < nproc; p++) {
         int code = codes[p] >= 0 ? codes[p] : tu_wait_exit(pids[p]);
@@ -1038,7 +1027,7 @@ static void run_stress(int shards, int nwriters, int nreaders, int nkeys,
             failed++;
         }
     }
-    if (used)
+    if (msg[0])
         cr_log_error("children said:\n%s", msg);
     cr_assert_eq(failed, 0, "%d children failed (see log): %s", failed, msg);
     cr_assert_eq(epochs, s.nepochs);
@@ -1421,13 +1410,7 @@ static void run_pingpong(int shards)
         pingpong(fx.c, 0, c2p[0], p2c[1], seconds, &iters, err, sizeof err);
     close(p2c[1]);
     close(c2p[0]);
-    size_t used = 0;
-    ssize_t r;
-    while (used + 1 < sizeof msg &&
-           (r = read(msgs[0], msg + used, sizeof msg - 1 - used)) > 0)
-        used += (size_t)r;
-    msg[used] = 0;
-    close(msgs[0]);
+    tu_read_msgs(msgs[0], msg, sizeof msg);
     int ccode = tu_wait_exit(pid);
     cr_assert_eq(code, 0, "parent: %s (child: %s)", err, msg);
     cr_assert_eq(ccode, 0, "child: exit %d: %s", ccode, msg);

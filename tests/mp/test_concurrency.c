@@ -243,13 +243,7 @@ static void run_incr(int shards, double timeout)
     usleep(100 * 1000);
     tu_barrier_release(&b);
     char msg[2048] = "";
-    size_t used = 0;
-    ssize_t r;
-    while (used + 1 < sizeof msg &&
-           (r = read(msgs[0], msg + used, sizeof msg - 1 - used)) > 0)
-        used += (size_t)r;
-    msg[used] = 0;
-    close(msgs[0]);
+    tu_read_msgs(msgs[0], msg, sizeof msg);
     for (int i = 0; i < NPROC; i++) {
         int code = tu_wait_exit(pids[i]);
         cr_assert_eq(code, 0, "child %d: exit %d: %s", i, code, msg);

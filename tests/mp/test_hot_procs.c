@@ -84,22 +84,6 @@ static int hot_in_use(tc_cache *c, int msgfd, const char *who)
 }
 
 
-/* read_msgs - collect everything written to @fd until EOF. */
-static void read_msgs(int fd, char *msg, size_t cap)
-{
-    size_t used = 0;
-    ssize_t r;
-    while (used + 1 < cap && (r = read(fd, msg + used, cap - 1 - used)) != 0) {
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            break;
-        used += (size_t)r;
-    }
-    msg[used] = 0;
-    close(fd);
-}
-
 /* ===================================================================== */
 /* (a) Zero system calls on hits                                         */
 
@@ -421,7 +405,7 @@ Test(mp_hot_procs, mp_hot_threads_read_while_process_writes)
     }
     close(stop[1]); /* tell the writer to finish */
     char msg[1024];
-    read_msgs(msgs[0], msg, sizeof msg);
+    tu_read_msgs(msgs[0], msg, sizeof msg);
     int code = tu_wait_exit(pid);
     cr_assert(started, "the writer never wrote: exit %d: %s", code, msg);
     cr_assert_eq(code, 0, "writer: exit %d: %s", code, msg);
@@ -718,7 +702,7 @@ static void run_nginx(int master_opens)
         tu_expect_int(fx.c, TU_TEXT("master"), i);
     }
     char msg[2048];
-    read_msgs(msgs[0], msg, sizeof msg);
+    tu_read_msgs(msgs[0], msg, sizeof msg);
     for (int w = 0; w < 2; w++) {
         int code = tu_wait_exit(pids[w]);
         cr_assert_eq(code, 0, "worker %d: exit %d: %s", w, code, msg);
@@ -829,7 +813,7 @@ Test(mp_hot_procs, mp_hot_two_readers_of_one_key_both_hit)
     close(ready[0]);
     tu_barrier_release(&b);
     char msg[1024];
-    read_msgs(msgs[0], msg, sizeof msg);
+    tu_read_msgs(msgs[0], msg, sizeof msg);
     for (int i = 0; i < 2; i++) {
         int code = tu_wait_exit(pids[i]);
         cr_assert_eq(code, 0, "reader %d: exit %d: %s", i, code, msg);
@@ -910,7 +894,7 @@ Test(mp_hot_procs, mp_hot_concurrent_misses_fill_once)
     close(ready[0]);
     tu_barrier_release(&b);
     char msg[1024];
-    read_msgs(msgs[0], msg, sizeof msg);
+    tu_read_msgs(msgs[0], msg, sizeof msg);
     for (int i = 0; i < FL_PROCS; i++) {
         int code = tu_wait_exit(pids[i]);
         cr_assert_eq(code, 0, "misser %d: exit %d: %s", i, code, msg);

@@ -206,21 +206,6 @@ static uint64_t commits(tc_cache *c)
     return sum;
 }
 
-/* read_msgs - everything written to @fd until EOF; closes @fd. */
-static void read_msgs(int fd, char *msg, size_t cap)
-{
-    size_t used = 0;
-    ssize_t r;
-    while (used + 1 < cap && (r = read(fd, msg + used, cap - 1 - used)) != 0) {
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            break;
-        used += (size_t)r;
-    }
-    msg[used] = 0;
-    close(fd);
-}
 
 /* ---- a group of equal children started together ---------------------- */
 
@@ -279,7 +264,7 @@ static void run_procs(int n, proc_fn fn, void *arg)
     close(ready[0]);
     tu_barrier_release(&b);
     char msg[4096];
-    read_msgs(msgs[0], msg, sizeof msg);
+    tu_read_msgs(msgs[0], msg, sizeof msg);
     int codes[MAX_KIDS];
     for (int i = 0; i < n; i++) {
         codes[i] = tu_wait_exit(pids[i]);
@@ -330,7 +315,7 @@ static void kid_fail(struct kid *k, const char *what)
 {
     char msg[2048];
     kill(k->pid, SIGKILL);
-    read_msgs(k->fd, msg, sizeof msg);
+    tu_read_msgs(k->fd, msg, sizeof msg);
     int code = kid_reap(k);
     cr_assert_fail("%s (kid exit %d): %s", what, code, msg);
 }
@@ -361,7 +346,7 @@ static void kid_payload(struct kid *k, void *p, size_t n)
 static void kid_finish(struct kid *k)
 {
     char msg[2048];
-    read_msgs(k->fd, msg, sizeof msg);
+    tu_read_msgs(k->fd, msg, sizeof msg);
     int code = kid_reap(k);
     cr_assert_eq(code, 0, "kid exited %d: %s", code, msg);
 }
@@ -1728,6 +1713,30 @@ static int never_called(void *arg, tc_value *result)
     return TC_EINTERNAL;
 }
 
+/* Every recipe call on @c and @k must return TC_EINVAL (one of the two is
+ * NULL). */
+static void expect_all_refused(tc_cache *c, const tc_data *k, tc_value *v,
+                               int *action, int *calls)
+{
+    double d = 0;
+    TU_RC(tc_lock_acquire(c, k, TC_NO_EXPIRE, 0), TC_EINVAL);
+    TU_RC(tc_lock_release(c, k), TC_EINVAL);
+    TU_RC(tc_lock_locked(c, k), TC_EINVAL);
+    TU_RC(tc_rlock_acquire(c, k, NULL, TC_NO_EXPIRE, 0), TC_EINVAL);
+    TU_RC(tc_rlock_release(c, k, NULL), TC_EINVAL);
+    TU_RC(tc_sem_acquire(c, k, 2, TC_NO_EXPIRE, 0), TC_EINVAL);
+    TU_RC(tc_sem_release(c, k, 2, TC_NO_EXPIRE), TC_EINVAL);
+    TU_RC(tc_averager_add(c, k, 1, TC_NO_EXPIRE, NULL), TC_EINVAL);
+    TU_RC(tc_averager_get(c, k, &d), TC_EINVAL);
+    TU_RC(tc_averager_pop(c, k, &d), TC_EINVAL);
+    TU_RC(tc_throttle_init(c, k, 1, 1, TC_NO_EXPIRE, TU_T0), TC_EINVAL);
+    TU_RC(tc_throttle_take(c, k, 1, 1, TC_NO_EXPIRE, TU_T0, &d), TC_EINVAL);
+    TU_RC(tc_stampede_begin(c, k, 0, 1, v, action), TC_EINVAL);
+    TU_RC(tc_stampede_end(c, k, TU_TEXT("r"), 0, 10, NULL), TC_EINVAL);
+    TU_RC(tc_stampede_abort(c, k), TC_EINVAL);
+    TU_RC(tc_memoize_stampede(c, k, 10, 0, never_called, calls, v), TC_EINVAL);
+}
+
 Test(recipes, bad_input_null)
 {
     fx.c = parent_open(TC_SHARDS_PLAIN, NULL);
@@ -1735,43 +1744,9 @@ Test(recipes, bad_input_null)
     const tc_data *k = TU_TEXT("k");
     tc_value v = TC_VALUE_INIT;
     int action = -1, calls = 0;
-    double d = 0;
-    /* NULL cache. */
-    TU_RC(tc_lock_acquire(NULL, k, TC_NO_EXPIRE, 0), TC_EINVAL);
-    TU_RC(tc_lock_release(NULL, k), TC_EINVAL);
-    TU_RC(tc_lock_locked(NULL, k), TC_EINVAL);
-    TU_RC(tc_rlock_acquire(NULL, k, NULL, TC_NO_EXPIRE, 0), TC_EINVAL);
-    TU_RC(tc_rlock_release(NULL, k, NULL), TC_EINVAL);
-    TU_RC(tc_sem_acquire(NULL, k, 2, TC_NO_EXPIRE, 0), TC_EINVAL);
-    TU_RC(tc_sem_release(NULL, k, 2, TC_NO_EXPIRE), TC_EINVAL);
-    TU_RC(tc_averager_add(NULL, k, 1, TC_NO_EXPIRE, NULL), TC_EINVAL);
-    TU_RC(tc_averager_get(NULL, k, &d), TC_EINVAL);
-    TU_RC(tc_averager_pop(NULL, k, &d), TC_EINVAL);
-    TU_RC(tc_throttle_init(NULL, k, 1, 1, TC_NO_EXPIRE, TU_T0), TC_EINVAL);
-    TU_RC(tc_throttle_take(NULL, k, 1, 1, TC_NO_EXPIRE, TU_T0, &d), TC_EINVAL);
-    TU_RC(tc_stampede_begin(NULL, k, 0, 1, &v, &action), TC_EINVAL);
-    TU_RC(tc_stampede_end(NULL, k, TU_TEXT("r"), 0, 10, NULL), TC_EINVAL);
-    TU_RC(tc_stampede_abort(NULL, k), TC_EINVAL);
-    TU_RC(tc_memoize_stampede(NULL, k, 10, 0, never_called, &calls, &v),
-          TC_EINVAL);
-    /* NULL key. */
-    TU_RC(tc_lock_acquire(c, NULL, TC_NO_EXPIRE, 0), TC_EINVAL);
-    TU_RC(tc_lock_release(c, NULL), TC_EINVAL);
-    TU_RC(tc_lock_locked(c, NULL), TC_EINVAL);
-    TU_RC(tc_rlock_acquire(c, NULL, NULL, TC_NO_EXPIRE, 0), TC_EINVAL);
-    TU_RC(tc_rlock_release(c, NULL, NULL), TC_EINVAL);
-    TU_RC(tc_sem_acquire(c, NULL, 2, TC_NO_EXPIRE, 0), TC_EINVAL);
-    TU_RC(tc_sem_release(c, NULL, 2, TC_NO_EXPIRE), TC_EINVAL);
-    TU_RC(tc_averager_add(c, NULL, 1, TC_NO_EXPIRE, NULL), TC_EINVAL);
-    TU_RC(tc_averager_get(c, NULL, &d), TC_EINVAL);
-    TU_RC(tc_averager_pop(c, NULL, &d), TC_EINVAL);
-    TU_RC(tc_throttle_init(c, NULL, 1, 1, TC_NO_EXPIRE, TU_T0), TC_EINVAL);
-    TU_RC(tc_throttle_take(c, NULL, 1, 1, TC_NO_EXPIRE, TU_T0, &d), TC_EINVAL);
-    TU_RC(tc_stampede_begin(c, NULL, 0, 1, &v, &action), TC_EINVAL);
-    TU_RC(tc_stampede_end(c, NULL, TU_TEXT("r"), 0, 10, NULL), TC_EINVAL);
-    TU_RC(tc_stampede_abort(c, NULL), TC_EINVAL);
-    TU_RC(tc_memoize_stampede(c, NULL, 10, 0, never_called, &calls, &v),
-          TC_EINVAL);
+    /* NULL cache, then NULL key: every recipe call refuses both. */
+    expect_all_refused(NULL, k, &v, &action, &calls);
+    expect_all_refused(c, NULL, &v, &action, &calls);
     /* Other NULL arguments. */
     TU_RC(tc_stampede_begin(c, k, 0, 1, NULL, &action), TC_EINVAL);
     TU_RC(tc_stampede_begin(c, k, 0, 1, &v, NULL), TC_EINVAL);
